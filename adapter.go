@@ -1,0 +1,286 @@
+package redisstreams
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/socketio-go/redisstreams/internal/rdb"
+	"github.com/socketio-go/redisstreams/internal/wire"
+)
+
+// Errors returned (wrapped) by the adapter.
+var (
+	// ErrClosed: the Adapter has been closed.
+	ErrClosed = errors.New("redisstreams: adapter closed")
+	// ErrTimeout: a request to the other servers did not get every response in time.
+	ErrTimeout = errors.New("redisstreams: timeout reached")
+)
+
+// Adapter connects the namespaces of one Socket.IO server to the cluster. Give it to the server with
+// ServerOptions.SetAdapter; the server then asks it for one namespace adapter per namespace. An Adapter serves
+// exactly one server, and is safe for concurrent use.
+//
+// Close it after closing the server: it stops the readers, unsubscribes, and flushes queued writes. It never closes
+// the Redis client it was given.
+type Adapter struct {
+	opts   Options
+	client rdb.Client
+	log    *slog.Logger
+	pub    *publisher
+	sub    rdb.Subscriber
+	stats  counters
+
+	mu          sync.Mutex
+	closed      bool
+	readers     map[string]*streamReader
+	nsps        map[string][]*nspAdapter // by namespace name
+	channels    map[string]*nspAdapter   // by PUB/SUB channel
+	readerMu    sync.Mutex
+	readerConns map[string]rdb.Reader
+
+	wg sync.WaitGroup // every goroutine the adapter starts
+}
+
+var _ socket.AdapterConstructor = (*Adapter)(nil)
+
+// New returns an Adapter that uses a go-redis v9 client, standalone (*redis.Client) or cluster
+// (*redis.ClusterClient). The client remains the caller's: the adapter opens its own connections for blocking
+// reads, and never closes the client.
+func New(client redis.UniversalClient, opts Options) (*Adapter, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	c, err := rdb.NewGoRedis(client, opts.UseShardedPubSub)
+	if err != nil {
+		return nil, fmt.Errorf("redisstreams: %w", err)
+	}
+	return newAdapter(c, opts), nil
+}
+
+func newAdapter(client rdb.Client, opts Options) *Adapter {
+	a := &Adapter{
+		opts:        opts,
+		client:      client,
+		log:         opts.Logger,
+		readers:     map[string]*streamReader{},
+		nsps:        map[string][]*nspAdapter{},
+		channels:    map[string]*nspAdapter{},
+		readerConns: map[string]rdb.Reader{},
+	}
+	a.pub = newPublisher(client, opts.MaxBatch, opts.RequestsTimeout, a.onWrite)
+	a.sub = client.NewSubscriber(a.onPubSub)
+	return a
+}
+
+// New implements socket.AdapterConstructor; the server calls it once per namespace.
+func (a *Adapter) New(nsp socket.Namespace) socket.Adapter {
+	n := &nspAdapter{Adapter: socket.MakeAdapter(), parent: a, uid: randomID()}
+	n.Prototype(n)
+	n.Construct(nsp)
+	return n
+}
+
+// Close detaches every namespace from the cluster and stops every goroutine the adapter started, waiting for
+// them (bounded by ctx). Queued writes are sent first. Close is idempotent.
+func (a *Adapter) Close(ctx context.Context) error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil
+	}
+	a.closed = true
+	var all []*nspAdapter
+	for _, list := range a.nsps {
+		all = append(all, list...)
+	}
+	a.mu.Unlock()
+
+	var errs []error
+	for _, n := range all {
+		n.detach(ctx)
+	}
+	errs = append(errs, a.pub.close(ctx), a.sub.Close())
+	a.mu.Lock()
+	for _, r := range a.readers {
+		r.cancel()
+	}
+	a.mu.Unlock()
+	a.readerMu.Lock()
+	for _, c := range a.readerConns {
+		errs = append(errs, c.Close())
+	}
+	a.readerMu.Unlock()
+
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("redisstreams: close: %w", ctx.Err()))
+	}
+	return errors.Join(errs...)
+}
+
+// register attaches a namespace adapter: its stream is followed and its channels subscribed.
+func (a *Adapter) register(n *nspAdapter) error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return ErrClosed
+	}
+	a.nsps[n.name] = append(a.nsps[n.name], n)
+	a.channels[n.publicChannel] = n
+	a.channels[n.privateChannel] = n
+	if _, ok := a.readers[n.stream]; !ok {
+		a.startReader(n.stream)
+	}
+	a.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), a.opts.RequestsTimeout)
+	defer cancel()
+	if err := a.sub.Subscribe(ctx, n.publicChannel, n.privateChannel); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (a *Adapter) unregister(ctx context.Context, n *nspAdapter) error {
+	a.mu.Lock()
+	list := a.nsps[n.name]
+	for i, x := range list {
+		if x == n {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(a.nsps, n.name)
+	} else {
+		a.nsps[n.name] = list
+	}
+	delete(a.channels, n.publicChannel)
+	delete(a.channels, n.privateChannel)
+	a.mu.Unlock()
+	return a.sub.Unsubscribe(ctx, n.publicChannel, n.privateChannel)
+}
+
+// dispatchEntry hands one stream entry to the namespace adapters it concerns. Bad entries are skipped, counted
+// and logged; they never stop the reader.
+func (a *Adapter) dispatchEntry(stream string, e *rdb.Entry) {
+	a.stats.received.Add(1)
+	nspName := e.Fields["nsp"]
+	if nspName == "" {
+		a.badEntry(stream, e.ID, errors.New("no nsp field"))
+		return
+	}
+	targets := a.targets(nspName, e.Fields["uid"])
+	if len(targets) == 0 {
+		return
+	}
+	msg, err := wire.DecodeStreamEntry(e.ID, e.Fields)
+	if err != nil {
+		a.badEntry(stream, e.ID, err)
+		return
+	}
+	for _, n := range targets {
+		n.onMessage(msg)
+	}
+}
+
+// targets returns the local adapters of a namespace, except the one that sent the message.
+func (a *Adapter) targets(nsp, uid string) []*nspAdapter {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	list := a.nsps[nsp]
+	if len(list) == 1 && list[0].uid != uid {
+		return list
+	}
+	var out []*nspAdapter
+	for _, n := range list {
+		if n.uid != uid {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (a *Adapter) badEntry(stream, id string, err error) {
+	a.stats.invalid.Add(1)
+	a.log.Warn("redisstreams: skipping malformed stream entry", "stream", stream, "id", id, "err", err)
+}
+
+// onPubSub receives every PUB/SUB message, from the subscriber's goroutine.
+func (a *Adapter) onPubSub(channel string, payload []byte) {
+	a.stats.received.Add(1)
+	a.mu.Lock()
+	n := a.channels[channel]
+	a.mu.Unlock()
+	if n == nil {
+		return
+	}
+	msg, err := wire.DecodePubSub(payload)
+	if err != nil {
+		a.stats.invalid.Add(1)
+		a.log.Warn("redisstreams: skipping malformed PUB/SUB message", "channel", channel, "bytes", len(payload), "err", err)
+		return
+	}
+	if msg.UID == n.uid {
+		return // our own request, echoed on the public channel
+	}
+	if msg.Nsp != n.name {
+		a.stats.invalid.Add(1)
+		a.log.Warn("redisstreams: PUB/SUB message for another namespace", "channel", channel, "nsp", msg.Nsp)
+		return
+	}
+	n.onMessage(msg)
+}
+
+func (a *Adapter) onWrite(op *rdb.Op, waited bool) {
+	if op.Err == nil {
+		a.stats.published.Add(1)
+		return
+	}
+	a.stats.publishErrors.Add(1)
+	if waited {
+		return // the caller logs it with more context
+	}
+	target := op.Stream
+	if target == "" {
+		target = op.Channel
+	}
+	a.log.Error("redisstreams: write failed", "target", target, "err", op.Err)
+}
+
+// goSafe runs f on a goroutine the adapter waits for in Close.
+func (a *Adapter) goSafe(f func()) {
+	a.wg.Go(f)
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func channelName(prefix, nsp string, uid string) string {
+	var sb strings.Builder
+	sb.WriteString(prefix)
+	sb.WriteByte('#')
+	sb.WriteString(nsp)
+	sb.WriteByte('#')
+	if uid != "" {
+		sb.WriteString(uid)
+		sb.WriteByte('#')
+	}
+	return sb.String()
+}

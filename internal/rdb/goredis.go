@@ -1,0 +1,375 @@
+package rdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// GoRedis serves Client with a go-redis v9 standalone (*redis.Client) or cluster (*redis.ClusterClient) client.
+type GoRedis struct {
+	client  redis.UniversalClient
+	sharded bool
+}
+
+var _ Client = (*GoRedis)(nil)
+
+// NewGoRedis wraps client. sharded selects SPUBLISH/SSUBSCRIBE/SHARDNUMSUB. The client stays the caller's.
+func NewGoRedis(client redis.UniversalClient, sharded bool) (*GoRedis, error) {
+	switch client.(type) {
+	case *redis.Client, *redis.ClusterClient:
+	default:
+		return nil, fmt.Errorf("rdb: unsupported go-redis client type %T (want *redis.Client or *redis.ClusterClient)", client)
+	}
+	return &GoRedis{client: client, sharded: sharded}, nil
+}
+
+// Batch implements Client.
+func (g *GoRedis) Batch(ctx context.Context, batch []*Op) {
+	if len(batch) == 1 {
+		g.do(ctx, g.client, batch[0]).Result()
+		return
+	}
+	pipe := g.client.Pipeline()
+	cmds := make([]result, len(batch))
+	for i, op := range batch {
+		cmds[i] = g.do(ctx, pipe, op)
+	}
+	_, _ = pipe.Exec(ctx)
+	for _, r := range cmds {
+		r.Result()
+	}
+}
+
+// do queues (on a pipeline) or runs one operation; for a direct call the result is stored in op.
+func (g *GoRedis) do(ctx context.Context, c redis.Cmdable, op *Op) result {
+	if op.Channel != "" {
+		var cmd *redis.IntCmd
+		if g.sharded {
+			cmd = c.SPublish(ctx, op.Channel, op.Payload)
+		} else {
+			cmd = c.Publish(ctx, op.Channel, op.Payload)
+		}
+		return result{cmd, op}
+	}
+	a := &redis.XAddArgs{Stream: op.Stream, ID: "*", Values: op.Fields}
+	if op.MaxLen > 0 {
+		a.MaxLen = op.MaxLen
+		a.Approx = true
+	}
+	return result{c.XAdd(ctx, a), op}
+}
+
+type result struct {
+	redis.Cmder
+	op *Op
+}
+
+// Result copies a finished command's outcome into its operation.
+func (r result) Result() {
+	if c, ok := r.Cmder.(*redis.StringCmd); ok {
+		r.op.ID, r.op.Err = c.Result()
+		return
+	}
+	r.op.Err = r.Err()
+}
+
+// XRange implements Client.
+func (g *GoRedis) XRange(ctx context.Context, stream, start, end string, count int64) ([]Entry, error) {
+	var msgs []redis.XMessage
+	var err error
+	if count > 0 {
+		msgs, err = g.client.XRangeN(ctx, stream, start, end, count).Result()
+	} else {
+		msgs, err = g.client.XRange(ctx, stream, start, end).Result()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return toEntries(msgs), nil
+}
+
+// LastID implements Client.
+func (g *GoRedis) LastID(ctx context.Context, stream string) (string, error) {
+	msgs, err := g.client.XRevRangeN(ctx, stream, "+", "-", 1).Result()
+	if err != nil {
+		return "", err
+	}
+	if len(msgs) == 0 {
+		return "0-0", nil
+	}
+	return msgs[0].ID, nil
+}
+
+// Publish implements Client.
+func (g *GoRedis) Publish(ctx context.Context, channel string, payload []byte) error {
+	if g.sharded {
+		return g.client.SPublish(ctx, channel, payload).Err()
+	}
+	return g.client.Publish(ctx, channel, payload).Err()
+}
+
+// NumSub implements Client.
+func (g *GoRedis) NumSub(ctx context.Context, channel string) (int64, error) {
+	count := func(ctx context.Context, c redis.Cmdable) (int64, error) {
+		var m map[string]int64
+		var err error
+		if g.sharded {
+			m, err = c.PubSubShardNumSub(ctx, channel).Result()
+		} else {
+			m, err = c.PubSubNumSub(ctx, channel).Result()
+		}
+		return m[channel], err
+	}
+	cc, ok := g.client.(*redis.ClusterClient)
+	if !ok {
+		return count(ctx, g.client)
+	}
+	// A subscriber is counted only by the node its connection is on: ask every node, replicas included.
+	var mu sync.Mutex
+	var total int64
+	err := cc.ForEachShard(ctx, func(ctx context.Context, node *redis.Client) error {
+		n, err := count(ctx, node)
+		mu.Lock()
+		total += n
+		mu.Unlock()
+		return err
+	})
+	return total, err
+}
+
+// Set implements Client.
+func (g *GoRedis) Set(ctx context.Context, key, value string, ttl time.Duration) error {
+	return g.client.Set(ctx, key, value, ttl).Err()
+}
+
+// GetDel implements Client.
+func (g *GoRedis) GetDel(ctx context.Context, key string) (string, bool, error) {
+	v, err := g.client.GetDel(ctx, key).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
+	}
+	if err != nil && strings.Contains(strings.ToLower(err.Error()), "unknown command") {
+		// Redis < 6.2: the MULTI/GET/DEL form Node uses.
+		var get *redis.StringCmd
+		_, err = g.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			get = p.Get(ctx, key)
+			p.Del(ctx, key)
+			return nil
+		})
+		if errors.Is(err, redis.Nil) {
+			return "", false, nil
+		}
+		if err != nil {
+			return "", false, err
+		}
+		v, err = get.Result()
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return v, true, nil
+}
+
+// NewReader implements Client: a duplicate of the caller's client, limited to one connection per node, which the
+// reader owns and closes.
+func (g *GoRedis) NewReader() (Reader, error) {
+	switch c := g.client.(type) {
+	case *redis.Client:
+		o := *c.Options()
+		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 0, 1, 0
+		return &goRedisReader{client: redis.NewClient(&o)}, nil
+	case *redis.ClusterClient:
+		o := *c.Options()
+		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 0, 1, 0
+		return &goRedisReader{client: redis.NewClusterClient(&o)}, nil
+	}
+	return nil, fmt.Errorf("rdb: unsupported client %T", g.client)
+}
+
+type goRedisReader struct {
+	client redis.UniversalClient
+	closed sync.Once
+}
+
+func (r *goRedisReader) Read(ctx context.Context, stream, lastID string, count int64, block time.Duration) ([]Entry, error) {
+	res, err := r.client.XRead(ctx, &redis.XReadArgs{Streams: []string{stream, lastID}, Count: count, Block: block}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for _, s := range res {
+		out = append(out, toEntries(s.Messages)...)
+	}
+	return out, nil
+}
+
+func (r *goRedisReader) Close() error {
+	var err error
+	r.closed.Do(func() { err = r.client.Close() })
+	return err
+}
+
+func toEntries(msgs []redis.XMessage) []Entry {
+	out := make([]Entry, len(msgs))
+	for i, m := range msgs {
+		fields := make(map[string]string, len(m.Values))
+		for k, v := range m.Values {
+			switch s := v.(type) {
+			case string:
+				fields[k] = s
+			default:
+				fields[k] = fmt.Sprint(v)
+			}
+		}
+		out[i] = Entry{ID: m.ID, Fields: fields}
+	}
+	return out
+}
+
+// NewSubscriber implements Client. Regular PUB/SUB shares one connection for every channel; sharded PUB/SUB takes
+// one connection per channel, since each channel may live on a different cluster node.
+func (g *GoRedis) NewSubscriber(handle func(channel string, payload []byte)) Subscriber {
+	return &goRedisSubscriber{g: g, handle: handle, subs: map[string]*goRedisPubSub{}, waiters: map[string][]chan struct{}{}}
+}
+
+type goRedisSubscriber struct {
+	g      *GoRedis
+	handle func(channel string, payload []byte)
+
+	mu      sync.Mutex
+	closed  bool
+	shared  *goRedisPubSub            // regular PUB/SUB
+	subs    map[string]*goRedisPubSub // sharded: one per channel
+	waiters map[string][]chan struct{}
+	wg      sync.WaitGroup
+}
+
+type goRedisPubSub struct {
+	ps *redis.PubSub
+}
+
+func (s *goRedisSubscriber) start(ps *redis.PubSub) *goRedisPubSub {
+	p := &goRedisPubSub{ps: ps}
+	ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(4096))
+	s.wg.Go(func() {
+		for m := range ch {
+			switch v := m.(type) {
+			case *redis.Message:
+				s.handle(v.Channel, []byte(v.Payload))
+			case *redis.Subscription:
+				if v.Kind == "subscribe" || v.Kind == "ssubscribe" {
+					s.confirm(v.Channel)
+				}
+			}
+		}
+	})
+	return p
+}
+
+func (s *goRedisSubscriber) confirm(channel string) {
+	s.mu.Lock()
+	ws := s.waiters[channel]
+	delete(s.waiters, channel)
+	s.mu.Unlock()
+	for _, w := range ws {
+		close(w)
+	}
+}
+
+func (s *goRedisSubscriber) Subscribe(ctx context.Context, channels ...string) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	var waits []chan struct{}
+	for _, c := range channels {
+		if _, ok := s.subs[c]; ok {
+			continue // sharded and already subscribed: no new confirmation will come
+		}
+		w := make(chan struct{})
+		waits = append(waits, w)
+		s.waiters[c] = append(s.waiters[c], w)
+	}
+	var err error
+	if s.g.sharded {
+		for _, c := range channels {
+			if _, ok := s.subs[c]; ok {
+				continue
+			}
+			ps := s.g.client.SSubscribe(ctx)
+			if err = ps.SSubscribe(ctx, c); err != nil {
+				_ = ps.Close()
+				break
+			}
+			s.subs[c] = s.start(ps)
+		}
+	} else {
+		if s.shared == nil {
+			s.shared = s.start(s.g.client.Subscribe(ctx))
+		}
+		err = s.shared.ps.Subscribe(ctx, channels...)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("rdb: subscribe %v: %w", channels, err)
+	}
+	for _, w := range waits {
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return fmt.Errorf("rdb: subscribe %v not confirmed: %w", channels, ctx.Err())
+		}
+	}
+	return nil
+}
+
+func (s *goRedisSubscriber) Unsubscribe(ctx context.Context, channels ...string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	if s.g.sharded {
+		var errs []error
+		for _, c := range channels {
+			if p, ok := s.subs[c]; ok {
+				delete(s.subs, c)
+				errs = append(errs, p.ps.SUnsubscribe(ctx, c), p.ps.Close())
+			}
+		}
+		return errors.Join(errs...)
+	}
+	if s.shared == nil {
+		return nil
+	}
+	return s.shared.ps.Unsubscribe(ctx, channels...)
+}
+
+func (s *goRedisSubscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	var errs []error
+	if s.shared != nil {
+		errs = append(errs, s.shared.ps.Close())
+	}
+	for _, p := range s.subs {
+		errs = append(errs, p.ps.Close())
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,73 @@
+// Package rdb is the small set of Redis operations the adapter needs, behind an interface so that more than one
+// client library can serve it.
+package rdb
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrClosed is returned by readers and subscribers used after Close.
+var ErrClosed = errors.New("rdb: closed")
+
+// Entry is one stream entry.
+type Entry struct {
+	ID     string
+	Fields map[string]string
+}
+
+// Op is one write of a batch: an XADD (Stream set) or a PUBLISH (Channel set). After the call it holds the entry
+// ID (XADD) or the error.
+type Op struct {
+	Stream string
+	MaxLen int64 // XADD: approximate trimming (MAXLEN ~); 0 disables trimming
+	Fields []string
+
+	Channel string // PUBLISH (SPUBLISH in sharded mode)
+	Payload []byte
+
+	ID  string
+	Err error
+}
+
+// Client is what the adapter asks of Redis. Implementations must be safe for concurrent use.
+type Client interface {
+	// Batch sends every operation of the batch in one round trip where the client allows it (one per cluster
+	// node), in order, and fills in each operation's ID or Err.
+	Batch(ctx context.Context, batch []*Op)
+	// XRange returns at most count entries between start and end (Redis range syntax, "(" for exclusive).
+	XRange(ctx context.Context, stream, start, end string, count int64) ([]Entry, error)
+	// LastID returns the ID of the newest entry of a stream, or "0-0" when the stream is empty or missing.
+	LastID(ctx context.Context, stream string) (string, error)
+	// Publish sends a PUB/SUB message (SPUBLISH in sharded mode).
+	Publish(ctx context.Context, channel string, payload []byte) error
+	// NumSub returns the number of subscribers of a channel, summed over every node of a cluster.
+	NumSub(ctx context.Context, channel string) (int64, error)
+	// Set stores a value with an expiry (SET key value PX ttl).
+	Set(ctx context.Context, key, value string, ttl time.Duration) error
+	// GetDel atomically reads and deletes a key. ok is false when the key does not exist.
+	GetDel(ctx context.Context, key string) (value string, ok bool, err error)
+	// NewReader returns a reader with connections of its own, so that its blocking reads never delay other commands.
+	NewReader() (Reader, error)
+	// NewSubscriber returns a subscriber whose messages are passed to handle, from one goroutine per connection.
+	NewSubscriber(handle func(channel string, payload []byte)) Subscriber
+}
+
+// Reader does blocking stream reads on a connection of its own.
+type Reader interface {
+	// Read blocks up to block for entries after lastID (XREAD COUNT count BLOCK block). No entries is not an error.
+	Read(ctx context.Context, stream, lastID string, count int64, block time.Duration) ([]Entry, error)
+	// Close releases the connections; a Read in progress returns promptly with an error.
+	Close() error
+}
+
+// Subscriber holds PUB/SUB subscriptions.
+type Subscriber interface {
+	// Subscribe subscribes to channels and returns once Redis has confirmed every subscription (or ctx ends).
+	Subscribe(ctx context.Context, channels ...string) error
+	// Unsubscribe drops subscriptions.
+	Unsubscribe(ctx context.Context, channels ...string) error
+	// Close drops every subscription and stops the delivery goroutines.
+	Close() error
+}

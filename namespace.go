@@ -1,0 +1,344 @@
+package redisstreams
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/socketio-go/redisstreams/internal/rdb"
+	"github.com/socketio-go/redisstreams/internal/wire"
+)
+
+// nspAdapter is the adapter of one namespace. It embeds the server's in-memory adapter, which does all local
+// work; every operation the server calls is overridden to also reach the other servers.
+type nspAdapter struct {
+	socket.Adapter // in-memory
+
+	parent         *Adapter
+	name           string
+	uid            string
+	stream         string
+	publicChannel  string
+	privateChannel string
+	recovery       bool // connection state recovery enabled on the server
+	ttl            time.Duration
+
+	reqMu       sync.Mutex
+	requests    map[string]*request    // fetchSockets and serverSideEmit with ack
+	ackRequests map[string]*ackRequest // broadcasts with acknowledgements
+
+	attached atomic.Bool
+	detached atomic.Bool
+}
+
+var _ socket.Adapter = (*nspAdapter)(nil)
+
+// Construct implements socket.Adapter.
+func (n *nspAdapter) Construct(nsp socket.Namespace) {
+	n.Adapter.Construct(nsp)
+	o := n.parent.opts
+	n.name = nsp.Name()
+	n.stream = wire.StreamName(o.StreamName, o.StreamCount, n.name)
+	n.publicChannel = channelName(o.ChannelPrefix, n.name, "")
+	n.privateChannel = channelName(o.ChannelPrefix, n.name, n.uid)
+	n.requests = map[string]*request{}
+	n.ackRequests = map[string]*ackRequest{}
+	if csr := nsp.Server().Opts().ConnectionStateRecovery(); csr != nil {
+		// The server applies these defaults only to its own adapters; Node applies them whatever the adapter.
+		if csr.GetRawMaxDisconnectionDuration() == nil {
+			csr.SetMaxDisconnectionDuration(int64(socket.DefaultMaxDisconnectionDuration))
+		}
+		if csr.GetRawSkipMiddlewares() == nil {
+			csr.SetSkipMiddlewares(true)
+		}
+		n.recovery = true
+		n.ttl = time.Duration(csr.MaxDisconnectionDuration()) * time.Millisecond
+	}
+}
+
+// Init implements socket.Adapter: it joins the cluster (follows the stream, subscribes to the channels).
+func (n *nspAdapter) Init() {
+	if n.attached.Swap(true) {
+		return
+	}
+	if err := n.parent.register(n); err != nil {
+		n.parent.log.Error("redisstreams: namespace could not join the cluster fully", "nsp", n.name, "err", err)
+	}
+}
+
+// Close implements socket.Adapter: the namespace leaves the cluster (unsubscribes), so the other servers stop
+// waiting for it.
+func (n *nspAdapter) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), n.parent.opts.RequestsTimeout)
+	defer cancel()
+	n.detach(ctx)
+}
+
+func (n *nspAdapter) detach(ctx context.Context) {
+	if !n.attached.Load() || n.detached.Swap(true) {
+		return
+	}
+	if err := n.parent.unregister(ctx, n); err != nil {
+		n.parent.log.Warn("redisstreams: unsubscribe failed", "nsp", n.name, "err", err)
+	}
+	n.failPending()
+}
+
+func (n *nspAdapter) opts() *Options { return &n.parent.opts }
+
+func (n *nspAdapter) requestCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), n.opts().RequestsTimeout)
+}
+
+// ServerCount implements socket.Adapter: the subscribers of the namespace's public channel, this server included.
+func (n *nspAdapter) ServerCount() int64 {
+	ctx, cancel := n.requestCtx()
+	defer cancel()
+	count, err := n.parent.client.NumSub(ctx, n.publicChannel)
+	if err != nil {
+		n.parent.log.Warn("redisstreams: server count failed", "nsp", n.name, "err", err)
+		return 1
+	}
+	return max(count, 1)
+}
+
+// Broadcast implements socket.Adapter. The entry is written to the stream before local delivery only when the
+// packet needs its offset (connection state recovery); otherwise local clients are served at once and the write
+// is queued behind the ones before it.
+func (n *nspAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOptions) {
+	flags := flagsOf(opts)
+	if flags.Local {
+		n.Adapter.Broadcast(packet, opts)
+		return
+	}
+	readBinaryArgs(packet)
+	msg := &wire.Message{Type: wire.Broadcast, UID: n.uid, Nsp: n.name, Packet: wirePacket(packet), Opts: wireOptions(opts)}
+	if n.recovery && packet.Type == parser.EVENT && packet.Id == nil && !flags.Volatile {
+		ctx, cancel := n.requestCtx()
+		offset, err := n.publishStream(ctx, msg, true)
+		cancel()
+		if err == nil {
+			if data, ok := packet.Data.([]any); ok {
+				packet.Data = append(data, offset)
+			}
+		}
+	} else {
+		_, _ = n.publishStream(context.Background(), msg, false)
+	}
+	n.Adapter.Broadcast(packet, opts)
+}
+
+// publishStream encodes msg at once (the caller's packet may change afterwards) and queues the XADD; with wait it
+// returns the entry ID.
+func (n *nspAdapter) publishStream(ctx context.Context, msg *wire.Message, wait bool) (string, error) {
+	fields, err := msg.StreamFields(n.opts().OnlyPlaintext)
+	if err != nil {
+		n.parent.log.Error("redisstreams: cannot encode message", "nsp", n.name, "type", msg.Type, "err", err)
+		return "", err
+	}
+	op := rdb.Op{Stream: n.stream, MaxLen: max(n.opts().MaxLen, 0), Fields: fields}
+	if !wait {
+		return "", n.parent.pub.fire(op)
+	}
+	id, err := n.parent.pub.do(ctx, op)
+	if err != nil {
+		n.parent.log.Error("redisstreams: stream write failed", "nsp", n.name, "stream", n.stream, "err", err)
+	}
+	return id, err
+}
+
+// publishChannel queues a PUB/SUB message; with wait it returns once Redis accepted it.
+func (n *nspAdapter) publishChannel(ctx context.Context, channel string, msg *wire.Message, wait bool) error {
+	payload, err := msg.PubSubPayload()
+	if err != nil {
+		n.parent.log.Error("redisstreams: cannot encode message", "nsp", n.name, "type", msg.Type, "err", err)
+		return err
+	}
+	op := rdb.Op{Channel: channel, Payload: payload}
+	if !wait {
+		return n.parent.pub.fire(op)
+	}
+	_, err = n.parent.pub.do(ctx, op)
+	return err
+}
+
+// AddSockets implements socket.Adapter.
+func (n *nspAdapter) AddSockets(opts *socket.BroadcastOptions, rooms []socket.Room) {
+	if !flagsOf(opts).Local {
+		n.publishStream(context.Background(), &wire.Message{Type: wire.SocketsJoin, UID: n.uid, Nsp: n.name,
+			Opts: wireOptions(opts), Rooms: roomStrings(rooms)}, false)
+	}
+	n.Adapter.AddSockets(opts, rooms)
+}
+
+// DelSockets implements socket.Adapter.
+func (n *nspAdapter) DelSockets(opts *socket.BroadcastOptions, rooms []socket.Room) {
+	if !flagsOf(opts).Local {
+		n.publishStream(context.Background(), &wire.Message{Type: wire.SocketsLeave, UID: n.uid, Nsp: n.name,
+			Opts: wireOptions(opts), Rooms: roomStrings(rooms)}, false)
+	}
+	n.Adapter.DelSockets(opts, rooms)
+}
+
+// DisconnectSockets implements socket.Adapter.
+func (n *nspAdapter) DisconnectSockets(opts *socket.BroadcastOptions, close bool) {
+	if !flagsOf(opts).Local {
+		n.publishStream(context.Background(), &wire.Message{Type: wire.DisconnectSockets, UID: n.uid, Nsp: n.name,
+			Opts: wireOptions(opts), Close: close}, false)
+	}
+	n.Adapter.DisconnectSockets(opts, close)
+}
+
+// onMessage handles a message from another server, read from the stream or a channel.
+func (n *nspAdapter) onMessage(msg *wire.Message) {
+	switch msg.Type {
+	case wire.Broadcast:
+		if msg.RequestID != "" {
+			n.parent.goSafe(func() { n.onBroadcastWithAck(msg) })
+			return
+		}
+		n.onBroadcast(msg)
+	case wire.SocketsJoin:
+		n.Adapter.AddSockets(localOptions(msg.Opts), toRooms(msg.Rooms))
+	case wire.SocketsLeave:
+		n.Adapter.DelSockets(localOptions(msg.Opts), toRooms(msg.Rooms))
+	case wire.DisconnectSockets:
+		n.Adapter.DisconnectSockets(localOptions(msg.Opts), msg.Close)
+	case wire.FetchSockets:
+		n.parent.goSafe(func() { n.onFetchSockets(msg) })
+	case wire.ServerSideEmit:
+		n.parent.goSafe(func() { n.onServerSideEmit(msg) })
+	case wire.FetchSocketsResponse, wire.ServerSideEmitResponse:
+		n.onResponse(msg)
+	case wire.BroadcastClientCount, wire.BroadcastAck:
+		n.onAckResponse(msg)
+	default:
+		// Heartbeats and ADAPTER_CLOSE belong to the streams-only layout; Node 0.3 ignores them too.
+	}
+}
+
+func (n *nspAdapter) onBroadcast(msg *wire.Message) {
+	packet := localPacket(msg.Packet)
+	opts := localOptions(msg.Opts)
+	if n.recovery && msg.Offset != "" && packet.Type == parser.EVENT && packet.Id == nil && !msg.Opts.Flags.Volatile {
+		packet.Data = append(packet.Data.([]any), msg.Offset)
+	}
+	n.Adapter.Broadcast(packet, opts)
+}
+
+// readBinaryArgs replaces top-level io.Reader arguments with their bytes, so that the same bytes go to Redis and
+// to local clients.
+func readBinaryArgs(packet *parser.Packet) {
+	data, ok := packet.Data.([]any)
+	if !ok {
+		return
+	}
+	for i, v := range data {
+		if r, ok := v.(io.Reader); ok {
+			if _, isText := v.(*types.StringBuffer); isText {
+				continue
+			}
+			if b, err := io.ReadAll(r); err == nil {
+				data[i] = b
+			}
+		}
+	}
+}
+
+func flagsOf(opts *socket.BroadcastOptions) *socket.BroadcastFlags {
+	if opts != nil && opts.Flags != nil {
+		return opts.Flags
+	}
+	return &socket.BroadcastFlags{}
+}
+
+func wirePacket(p *parser.Packet) *wire.Packet {
+	out := &wire.Packet{Type: int(p.Type), ID: p.Id}
+	switch d := p.Data.(type) {
+	case []any:
+		out.Data = d
+	case nil:
+	default:
+		out.Data = []any{d}
+	}
+	return out
+}
+
+func localPacket(p *wire.Packet) *parser.Packet {
+	data := p.Data
+	if data == nil {
+		data = []any{}
+	}
+	return &parser.Packet{Type: parser.PacketType(p.Type), Data: data, Id: p.ID}
+}
+
+func wireOptions(opts *socket.BroadcastOptions) *wire.Options {
+	out := &wire.Options{Rooms: []string{}, Except: []string{}}
+	if opts == nil {
+		return out
+	}
+	if opts.Rooms != nil {
+		for _, r := range opts.Rooms.Keys() {
+			out.Rooms = append(out.Rooms, string(r))
+		}
+	}
+	if opts.Except != nil {
+		for _, r := range opts.Except.Keys() {
+			out.Except = append(out.Except, string(r))
+		}
+	}
+	if f := opts.Flags; f != nil {
+		out.Flags.Volatile = f.Volatile
+		out.Flags.Compress = f.Compress
+		out.Flags.ExpectSingleResponse = f.ExpectSingleResponse
+		if f.Timeout != nil {
+			ms := f.Timeout.Milliseconds()
+			out.Flags.Timeout = &ms
+		}
+	}
+	return out
+}
+
+func localOptions(o *wire.Options) *socket.BroadcastOptions {
+	if o == nil {
+		o = &wire.Options{}
+	}
+	flags := &socket.BroadcastFlags{}
+	flags.Volatile = o.Flags.Volatile
+	flags.Compress = o.Flags.Compress
+	flags.ExpectSingleResponse = o.Flags.ExpectSingleResponse
+	if o.Flags.Timeout != nil {
+		d := time.Duration(*o.Flags.Timeout) * time.Millisecond
+		flags.Timeout = &d
+	}
+	return &socket.BroadcastOptions{
+		Rooms:  types.NewSet(toRooms(o.Rooms)...),
+		Except: types.NewSet(toRooms(o.Except)...),
+		Flags:  flags,
+	}
+}
+
+func toRooms(s []string) []socket.Room {
+	out := make([]socket.Room, len(s))
+	for i, r := range s {
+		out[i] = socket.Room(r)
+	}
+	return out
+}
+
+func roomStrings(rooms []socket.Room) []string {
+	out := make([]string, len(rooms))
+	for i, r := range rooms {
+		out[i] = string(r)
+	}
+	return out
+}
+
+func (n *nspAdapter) String() string { return fmt.Sprintf("redisstreams(%s, uid %s)", n.name, n.uid) }

@@ -1,0 +1,422 @@
+package redisstreams
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/socketio-go/redisstreams/internal/wire"
+)
+
+// request is a fetchSockets or serverSideEmit-with-ack waiting for the other servers. Responses are counted per
+// responding server, so a duplicated response cannot complete it early.
+type request struct {
+	typ        wire.MessageType
+	expected   int
+	responders map[string]struct{}
+	sockets    []socket.SocketDetails
+	responses  []any
+	done       chan struct{} // closed on completion, timeout or close
+	finished   bool
+	err        error
+	timer      *time.Timer
+}
+
+// ackRequest is a broadcast with acknowledgements: every server reports its client count, then the clients ack.
+type ackRequest struct {
+	clientCount func(uint64)
+	ack         socket.Ack
+	counted     map[string]struct{}
+}
+
+// FetchSockets implements socket.Adapter. The returned function blocks until every other server answered or the
+// timeout (the operator's, else Options.RequestsTimeout) passed; on timeout it returns what it has with an error
+// wrapping ErrTimeout.
+func (n *nspAdapter) FetchSockets(opts *socket.BroadcastOptions) func(func([]socket.SocketDetails, error)) {
+	return func(cb func([]socket.SocketDetails, error)) {
+		var local []socket.SocketDetails
+		n.Adapter.FetchSockets(opts)(func(s []socket.SocketDetails, _ error) { local = s })
+		flags := flagsOf(opts)
+		if flags.Local {
+			cb(local, nil)
+			return
+		}
+		timeout := n.opts().RequestsTimeout
+		if flags.Timeout != nil && *flags.Timeout > 0 {
+			timeout = *flags.Timeout
+		}
+		start := time.Now()
+		expected := int(n.ServerCount()) - 1
+		if expected <= 0 {
+			cb(local, nil)
+			return
+		}
+		id := randomID()
+		req := n.addRequest(id, wire.FetchSockets, expected, max(timeout-time.Since(start), time.Millisecond), nil)
+		req.sockets = local
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		err := n.publishChannel(ctx, n.publicChannel, &wire.Message{Type: wire.FetchSockets, UID: n.uid, Nsp: n.name,
+			RequestID: id, Opts: wireOptions(opts)}, true)
+		cancel()
+		if err != nil {
+			n.finish(id, fmt.Errorf("redisstreams: fetchSockets: publish: %w", err))
+		}
+		<-req.done
+		n.reqMu.Lock()
+		sockets, err := req.sockets, req.err
+		n.reqMu.Unlock()
+		cb(sockets, err)
+	}
+}
+
+// ServerSideEmit implements socket.Adapter. With an acknowledgement (a socket.Ack as last argument) the ack gets
+// one response per other server, or on timeout (Options.RequestsTimeout) the responses so far with an error
+// wrapping ErrTimeout.
+func (n *nspAdapter) ServerSideEmit(args []any) error {
+	if len(args) == 0 {
+		return fmt.Errorf("redisstreams: serverSideEmit without an event name")
+	}
+	ack, withAck := args[len(args)-1].(socket.Ack)
+	msg := &wire.Message{Type: wire.ServerSideEmit, UID: n.uid, Nsp: n.name, Args: args}
+	if !withAck {
+		return n.publishChannel(context.Background(), n.publicChannel, msg, false)
+	}
+	msg.Args = args[:len(args)-1]
+	expected := int(n.ServerCount()) - 1
+	if expected <= 0 {
+		ack([]any{}, nil)
+		return nil
+	}
+	id := randomID()
+	msg.RequestID = id
+	n.addRequest(id, wire.ServerSideEmit, expected, n.opts().RequestsTimeout, func(r *request) {
+		responses := r.responses
+		if responses == nil {
+			responses = []any{}
+		}
+		ack(responses, r.err)
+	})
+	ctx, cancel := n.requestCtx()
+	defer cancel()
+	if err := n.publishChannel(ctx, n.publicChannel, msg, true); err != nil {
+		err = fmt.Errorf("redisstreams: serverSideEmit: publish: %w", err)
+		n.finish(id, err)
+		return err
+	}
+	return nil
+}
+
+// addRequest registers a pending request; onDone (if any) runs on its own goroutine once it ends.
+func (n *nspAdapter) addRequest(id string, typ wire.MessageType, expected int, timeout time.Duration, onDone func(*request)) *request {
+	req := &request{typ: typ, expected: expected, responders: map[string]struct{}{}, done: make(chan struct{})}
+	n.reqMu.Lock()
+	n.requests[id] = req
+	req.timer = time.AfterFunc(timeout, func() {
+		n.reqMu.Lock()
+		got := len(req.responders)
+		n.reqMu.Unlock()
+		n.parent.stats.timeouts.Add(1)
+		n.finish(id, fmt.Errorf("%w: only %d responses received out of %d", ErrTimeout, got, expected))
+	})
+	n.reqMu.Unlock()
+	if onDone != nil {
+		n.parent.goSafe(func() {
+			<-req.done
+			onDone(req)
+		})
+	}
+	return req
+}
+
+// finish ends a request (err nil: complete).
+func (n *nspAdapter) finish(id string, err error) {
+	n.reqMu.Lock()
+	defer n.reqMu.Unlock()
+	n.finishLocked(id, err)
+}
+
+func (n *nspAdapter) finishLocked(id string, err error) {
+	req, ok := n.requests[id]
+	if !ok || req.finished {
+		return
+	}
+	delete(n.requests, id)
+	req.finished = true
+	req.err = err
+	req.timer.Stop()
+	close(req.done)
+}
+
+// failPending ends every pending request of a namespace that leaves the cluster.
+func (n *nspAdapter) failPending() {
+	n.reqMu.Lock()
+	defer n.reqMu.Unlock()
+	for id := range n.requests {
+		n.finishLocked(id, ErrClosed)
+	}
+	clear(n.ackRequests)
+}
+
+func (n *nspAdapter) onResponse(msg *wire.Message) {
+	n.reqMu.Lock()
+	defer n.reqMu.Unlock()
+	req, ok := n.requests[msg.RequestID]
+	if !ok || req.finished {
+		return
+	}
+	if _, dup := req.responders[msg.UID]; dup {
+		return
+	}
+	switch {
+	case msg.Type == wire.FetchSocketsResponse && req.typ == wire.FetchSockets:
+		for _, s := range msg.Sockets {
+			req.sockets = append(req.sockets, newRemoteDetails(s))
+		}
+	case msg.Type == wire.ServerSideEmitResponse && req.typ == wire.ServerSideEmit:
+		req.responses = append(req.responses, msg.Response)
+	default:
+		return
+	}
+	req.responders[msg.UID] = struct{}{}
+	if len(req.responders) >= req.expected {
+		n.finishLocked(msg.RequestID, nil)
+	}
+}
+
+// onFetchSockets answers another server's fetchSockets with the matching local sockets.
+func (n *nspAdapter) onFetchSockets(msg *wire.Message) {
+	var local []socket.SocketDetails
+	n.Adapter.FetchSockets(localOptions(msg.Opts))(func(s []socket.SocketDetails, _ error) { local = s })
+	resp := &wire.Message{Type: wire.FetchSocketsResponse, UID: n.uid, Nsp: n.name, RequestID: msg.RequestID,
+		Sockets: make([]wire.SocketDetails, len(local))}
+	for i, s := range local {
+		resp.Sockets[i] = wireDetails(s)
+	}
+	n.respond(msg, resp)
+}
+
+func (n *nspAdapter) respond(req, resp *wire.Message) {
+	ctx, cancel := n.requestCtx()
+	defer cancel()
+	if err := n.publishChannel(ctx, channelName(n.opts().ChannelPrefix, n.name, req.UID), resp, true); err != nil {
+		n.parent.log.Warn("redisstreams: response not sent", "nsp", n.name, "type", resp.Type, "request", req.RequestID, "err", err)
+	}
+}
+
+// onServerSideEmit runs the namespace's handlers for another server's serverSideEmit. With a request ID the
+// handlers get a socket.Ack as last argument; its first call sends the first argument back.
+func (n *nspAdapter) onServerSideEmit(msg *wire.Message) {
+	args := msg.Args
+	if msg.RequestID != "" {
+		var once sync.Once
+		ack := socket.Ack(func(res []any, _ error) {
+			once.Do(func() {
+				var v any
+				if len(res) > 0 {
+					v = res[0]
+				}
+				n.parent.goSafe(func() {
+					n.respond(msg, &wire.Message{Type: wire.ServerSideEmitResponse, UID: n.uid, Nsp: n.name,
+						RequestID: msg.RequestID, Response: v})
+				})
+			})
+		})
+		args = append(args[:len(args):len(args)], ack)
+	}
+	n.Nsp().OnServerSideEmit(args)
+}
+
+// BroadcastWithAck implements socket.Adapter. The packet is copied before local delivery: the server's broadcast
+// operator reads packet.Id from its timeout goroutine, and writing it here would race (servers/socket v3.0.6).
+func (n *nspAdapter) BroadcastWithAck(packet *parser.Packet, opts *socket.BroadcastOptions, clientCount func(uint64), ack socket.Ack) {
+	flags := flagsOf(opts)
+	timeout := time.Duration(0)
+	if flags.Timeout != nil {
+		timeout = *flags.Timeout
+	}
+	if !flags.Local {
+		readBinaryArgs(packet)
+		id := randomID()
+		n.reqMu.Lock()
+		n.ackRequests[id] = &ackRequest{clientCount: clientCount, ack: ack, counted: map[string]struct{}{}}
+		n.reqMu.Unlock()
+		// Drop the request once the operator has stopped listening (Node does the same).
+		time.AfterFunc(timeout+time.Second, func() {
+			n.reqMu.Lock()
+			delete(n.ackRequests, id)
+			n.reqMu.Unlock()
+		})
+		msg := &wire.Message{Type: wire.Broadcast, UID: n.uid, Nsp: n.name, RequestID: id, Packet: wirePacket(packet),
+			Opts: wireOptions(opts)}
+		_ = n.publishChannel(context.Background(), n.publicChannel, msg, false)
+	}
+	n.localBroadcastWithAck(packet, opts, timeout, clientCount, ack)
+}
+
+// localBroadcastWithAck delivers to local clients on a copy of the packet, and removes the clients' pending acks
+// once the operator's timeout has passed.
+func (n *nspAdapter) localBroadcastWithAck(packet *parser.Packet, opts *socket.BroadcastOptions, timeout time.Duration, clientCount func(uint64), ack socket.Ack) {
+	p := *packet
+	n.Adapter.BroadcastWithAck(&p, opts, clientCount, ack)
+	if p.Id == nil {
+		return
+	}
+	id := *p.Id
+	time.AfterFunc(timeout, func() {
+		n.Nsp().Sockets().Range(func(_ socket.SocketId, s *socket.Socket) bool {
+			s.Acks().Delete(id)
+			return true
+		})
+	})
+}
+
+// onBroadcastWithAck serves another server's broadcast with acknowledgements: the local client count first, then
+// one BROADCAST_ACK per client answer.
+func (n *nspAdapter) onBroadcastWithAck(msg *wire.Message) {
+	opts := localOptions(msg.Opts)
+	timeout := time.Duration(0)
+	if opts.Flags.Timeout != nil {
+		timeout = *opts.Flags.Timeout
+	}
+	replyTo := channelName(n.opts().ChannelPrefix, n.name, msg.UID)
+	reply := func(m *wire.Message) {
+		_ = n.publishChannel(context.Background(), replyTo, m, false)
+	}
+	n.localBroadcastWithAck(localPacket(msg.Packet), opts, timeout, func(count uint64) {
+		reply(&wire.Message{Type: wire.BroadcastClientCount, UID: n.uid, Nsp: n.name, RequestID: msg.RequestID, ClientCount: count})
+	}, func(args []any, _ error) {
+		var v any
+		if len(args) > 0 {
+			v = args[0]
+		}
+		reply(&wire.Message{Type: wire.BroadcastAck, UID: n.uid, Nsp: n.name, RequestID: msg.RequestID, Response: v})
+	})
+}
+
+func (n *nspAdapter) onAckResponse(msg *wire.Message) {
+	n.reqMu.Lock()
+	req, ok := n.ackRequests[msg.RequestID]
+	if ok && msg.Type == wire.BroadcastClientCount {
+		if _, dup := req.counted[msg.UID]; dup {
+			ok = false
+		} else {
+			req.counted[msg.UID] = struct{}{}
+		}
+	}
+	n.reqMu.Unlock()
+	if !ok {
+		return
+	}
+	if msg.Type == wire.BroadcastClientCount {
+		req.clientCount(msg.ClientCount)
+	} else {
+		req.ack([]any{msg.Response}, nil)
+	}
+}
+
+// remoteDetails is a socket of another server, as fetchSockets returns it.
+type remoteDetails struct {
+	id        socket.SocketId
+	handshake *socket.Handshake
+	rooms     *types.Set[socket.Room]
+	data      any
+}
+
+func (r *remoteDetails) Id() socket.SocketId            { return r.id }
+func (r *remoteDetails) Handshake() *socket.Handshake   { return r.handshake }
+func (r *remoteDetails) Rooms() *types.Set[socket.Room] { return r.rooms }
+func (r *remoteDetails) Data() any                      { return r.data }
+
+func newRemoteDetails(s wire.SocketDetails) *remoteDetails {
+	return &remoteDetails{
+		id:        socket.SocketId(s.ID),
+		handshake: handshakeFromWire(s.Handshake),
+		rooms:     types.NewSet(toRooms(s.Rooms)...),
+		data:      s.Data,
+	}
+}
+
+func wireDetails(s socket.SocketDetails) wire.SocketDetails {
+	var rooms []string
+	if r := s.Rooms(); r != nil {
+		for _, room := range r.Keys() {
+			rooms = append(rooms, string(room))
+		}
+	}
+	return wire.SocketDetails{ID: string(s.Id()), Handshake: handshakeToWire(s.Handshake()), Rooms: rooms, Data: s.Data()}
+}
+
+// handshakeToWire gives the handshake Node's shape: header and query values are strings unless repeated.
+func handshakeToWire(h *socket.Handshake) map[string]any {
+	if h == nil {
+		return map[string]any{}
+	}
+	auth := any(h.Auth)
+	if h.Auth == nil {
+		auth = map[string]any{}
+	}
+	return map[string]any{
+		"headers": flattenValues(h.Headers),
+		"time":    h.Time,
+		"address": h.Address,
+		"xdomain": h.Xdomain,
+		"secure":  h.Secure,
+		"issued":  h.Issued,
+		"url":     h.Url,
+		"query":   flattenValues(h.Query),
+		"auth":    auth,
+	}
+}
+
+func flattenValues[M ~map[string]any](m M) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if s, ok := v.([]string); ok {
+			if len(s) == 1 {
+				out[k] = s[0]
+				continue
+			}
+			list := make([]any, len(s))
+			for i, e := range s {
+				list[i] = e
+			}
+			out[k] = list
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func handshakeFromWire(m map[string]any) *socket.Handshake {
+	h := &socket.Handshake{}
+	if m == nil {
+		return h
+	}
+	if v, ok := m["headers"].(map[string]any); ok {
+		h.Headers = v
+	}
+	h.Time, _ = m["time"].(string)
+	h.Address, _ = m["address"].(string)
+	h.Xdomain, _ = m["xdomain"].(bool)
+	h.Secure, _ = m["secure"].(bool)
+	switch v := m["issued"].(type) {
+	case int64:
+		h.Issued = v
+	case float64:
+		h.Issued = int64(v)
+	}
+	h.Url, _ = m["url"].(string)
+	if v, ok := m["query"].(map[string]any); ok {
+		h.Query = v
+	}
+	if v, ok := m["auth"].(map[string]any); ok {
+		h.Auth = v
+	}
+	return h
+}
