@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
@@ -193,7 +194,40 @@ func (n *nspAdapter) DisconnectSockets(opts *socket.BroadcastOptions, close bool
 		n.publishStream(context.Background(), &wire.Message{Type: wire.DisconnectSockets, UID: n.uid, Nsp: n.name,
 			Opts: wireOptions(opts), Close: close}, false)
 	}
-	n.Adapter.DisconnectSockets(opts, close)
+	n.disconnectLocal(opts, close)
+}
+
+// disconnectLocal disconnects the matching local sockets. With close, the server's own Disconnect(true) closes the
+// websocket before its queued writes are out (servers/engine v3.0.6 drops them), so the client loses the DISCONNECT
+// packet and whatever was emitted just before. Instead the socket is disconnected, and the connection closed from
+// the write callback of a packet queued behind everything else: only once all of it has reached the client.
+func (n *nspAdapter) disconnectLocal(opts *socket.BroadcastOptions, close bool) {
+	if !close {
+		n.Adapter.DisconnectSockets(opts, false)
+		return
+	}
+	var matched []*socket.Socket
+	n.Adapter.FetchSockets(opts)(func(list []socket.SocketDetails, _ error) {
+		for _, d := range list {
+			if s, ok := d.(*socket.Socket); ok {
+				matched = append(matched, s)
+			}
+		}
+	})
+	if len(matched) == 0 {
+		return
+	}
+	// A second DISCONNECT for a namespace the client has already left is ignored by clients.
+	encoded := n.Nsp().Server().Encoder().Encode(&parser.Packet{Type: parser.DISCONNECT, Nsp: n.name})
+	for _, s := range matched {
+		conn := s.Conn()
+		s.Disconnect(false)
+		if len(encoded) != 1 || conn.ReadyState() != "open" {
+			conn.Close(false)
+			continue
+		}
+		conn.Write(encoded[0].Clone(), nil, func(transports.Transport) { conn.Close(false) })
+	}
 }
 
 // onMessage handles a message from another server, read from the stream or a channel.
@@ -210,7 +244,7 @@ func (n *nspAdapter) onMessage(msg *wire.Message) {
 	case wire.SocketsLeave:
 		n.Adapter.DelSockets(localOptions(msg.Opts), toRooms(msg.Rooms))
 	case wire.DisconnectSockets:
-		n.Adapter.DisconnectSockets(localOptions(msg.Opts), msg.Close)
+		n.disconnectLocal(localOptions(msg.Opts), msg.Close)
 	case wire.FetchSockets:
 		n.parent.goSafe(func() { n.onFetchSockets(msg) })
 	case wire.ServerSideEmit:
@@ -242,8 +276,8 @@ func readBinaryArgs(packet *parser.Packet) {
 	}
 	for i, v := range data {
 		if r, ok := v.(io.Reader); ok {
-			if _, isText := v.(*types.StringBuffer); isText {
-				continue
+			if _, isBuffer := v.(types.BufferInterface); isBuffer {
+				continue // read without consuming by the codec
 			}
 			if b, err := io.ReadAll(r); err == nil {
 				data[i] = b

@@ -235,6 +235,11 @@ func (n *nspAdapter) onServerSideEmit(msg *wire.Message) {
 // operator reads packet.Id from its timeout goroutine, and writing it here would race (servers/socket v3.0.6).
 func (n *nspAdapter) BroadcastWithAck(packet *parser.Packet, opts *socket.BroadcastOptions, clientCount func(uint64), ack socket.Ack) {
 	flags := flagsOf(opts)
+	if flags.ExpectSingleResponse {
+		// The operator takes the first element of its responses as the whole answer, but the server flattens each
+		// client's answer into the responses: keep it in one piece, as Socket.EmitWithAck returns it.
+		ack = singleResponse(ack)
+	}
 	timeout := time.Duration(0)
 	if flags.Timeout != nil {
 		timeout = *flags.Timeout
@@ -317,6 +322,10 @@ func (n *nspAdapter) onAckResponse(msg *wire.Message) {
 	} else {
 		req.ack([]any{msg.Response}, nil)
 	}
+}
+
+func singleResponse(ack socket.Ack) socket.Ack {
+	return func(args []any, err error) { ack([]any{args}, err) }
 }
 
 // remoteDetails is a socket of another server, as fetchSockets returns it.

@@ -9,9 +9,11 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tinylib/msgp/msgp"
+	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
 // MaxDepth bounds the nesting of decoded values, so a hostile payload cannot exhaust the stack.
@@ -36,6 +38,8 @@ func hasBinary(v any, depth int) bool {
 		return false
 	case []byte:
 		return true
+	case *types.StringBuffer, *strings.Reader:
+		return false
 	case []any:
 		for _, e := range x {
 			if hasBinary(e, depth+1) {
@@ -177,6 +181,11 @@ func appendValue(b []byte, v any, depth int) ([]byte, error) {
 		return b, nil
 	case map[string]string:
 		return msgp.AppendMapStrStr(b, x), nil
+	case *types.StringBuffer:
+		return msgp.AppendString(b, x.String()), nil
+	case types.BufferInterface:
+		// The server's decoded attachments: read without consuming.
+		return msgp.AppendBytes(b, x.Bytes()), nil
 	case io.Reader:
 		data, err := io.ReadAll(x)
 		if err != nil {

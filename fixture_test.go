@@ -1,0 +1,292 @@
+package redisstreams
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	client "github.com/zishang520/socket.io/clients/socket/v3"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/socketio-go/redisstreams/internal/redistest"
+)
+
+// Shared Redis processes, started once for the package by TestMain.
+var (
+	standalone *redistest.Server
+	cluster    *redistest.Cluster
+	redisErr   error
+)
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		if redisErr = redistest.Missing(); redisErr == nil {
+			if standalone, redisErr = redistest.StartServer(redistest.ServerOptions{}); redisErr == nil {
+				defer standalone.Close()
+				if cluster, redisErr = redistest.StartCluster(redistest.ClusterOptions{}); redisErr == nil {
+					defer cluster.Close()
+				}
+			}
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// requireRedis skips (or, in CI, fails) a test when the shared Redis processes could not be started.
+func requireRedis(t testing.TB) {
+	t.Helper()
+	if redisErr == nil {
+		return
+	}
+	if redistest.Strict() {
+		t.Fatalf("redis unavailable: %v", redisErr)
+	}
+	t.Skipf("redis unavailable: %v", redisErr)
+}
+
+// config is one Redis set-up the conformance suite runs against.
+type config struct {
+	name    string
+	cluster bool
+	opts    Options
+}
+
+var configs = []config{
+	{name: "standalone"},
+	{name: "cluster", cluster: true},
+	{name: "cluster-streamcount5", cluster: true, opts: Options{StreamCount: 5}},
+	{name: "cluster-sharded", cluster: true, opts: Options{UseShardedPubSub: true}},
+}
+
+func (c config) newClient(t testing.TB) redis.UniversalClient {
+	t.Helper()
+	requireRedis(t)
+	var rc redis.UniversalClient
+	if c.cluster {
+		rc = redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs()})
+	} else {
+		rc = redis.NewClient(&redis.Options{Addr: standalone.Addr()})
+	}
+	t.Cleanup(func() { _ = rc.Close() })
+	return rc
+}
+
+// node is one Socket.IO server with its adapter, listening on a real loopback port.
+type node struct {
+	io      *socket.Server
+	adapter *Adapter
+	url     string
+
+	mu      sync.Mutex
+	sockets map[string][]*socket.Socket // server-side sockets by namespace
+	conn    chan *socket.Socket
+}
+
+type clusterOpts struct {
+	nodes      int
+	recovery   bool
+	namespaces []string
+	adapter    func(*Options)
+}
+
+// startCluster starts n servers sharing one Redis, each with its own client and adapter. Every test gets its own
+// stream and channel names, so tests never see each other's traffic.
+func startCluster(t *testing.T, cfg config, co clusterOpts) []*node {
+	t.Helper()
+	if co.nodes == 0 {
+		co.nodes = 3
+	}
+	prefix := "t" + randomID()
+	nodes := make([]*node, co.nodes)
+	for i := range nodes {
+		opts := cfg.opts
+		opts.StreamName = prefix
+		opts.ChannelPrefix = prefix
+		opts.SessionKeyPrefix = prefix + ":session:"
+		opts.ReadCount = 1
+		opts.BlockTime = time.Second
+		opts.RequestsTimeout = 2 * time.Second
+		opts.Logger = testLogger(t)
+		if co.adapter != nil {
+			co.adapter(&opts)
+		}
+		a, err := New(cfg.newClient(t), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		so := socket.DefaultServerOptions()
+		so.SetAdapter(a)
+		if co.recovery {
+			csr := socket.DefaultConnectionStateRecovery()
+			csr.SetMaxDisconnectionDuration(60_000)
+			so.SetConnectionStateRecovery(csr)
+		}
+		n := &node{adapter: a, sockets: map[string][]*socket.Socket{}, conn: make(chan *socket.Socket, 64)}
+		n.io = socket.NewServer(nil, so)
+		for _, name := range append([]string{"/"}, co.namespaces...) {
+			n.io.Of(name, nil).On("connection", func(args ...any) {
+				s := args[0].(*socket.Socket)
+				n.mu.Lock()
+				n.sockets[name] = append(n.sockets[name], s)
+				n.mu.Unlock()
+				select {
+				case n.conn <- s:
+				default:
+				}
+			})
+		}
+		srv := httptest.NewServer(n.io.ServeHandler(nil))
+		n.url = srv.URL
+		t.Cleanup(func() {
+			done := make(chan struct{})
+			n.io.Close(func(error) { close(done) })
+			<-done
+			srv.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := a.Close(ctx); err != nil {
+				t.Errorf("adapter close: %v", err)
+			}
+		})
+		nodes[i] = n
+	}
+	return nodes
+}
+
+func (n *node) socketsOf(nsp string) []*socket.Socket {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]*socket.Socket(nil), n.sockets[nsp]...)
+}
+
+func (n *node) nsp(t testing.TB, name string) *nspAdapter {
+	t.Helper()
+	return n.io.Of(name, nil).Adapter().(*nspAdapter)
+}
+
+// testClient is a real Socket.IO client with a record of the events it received.
+type testClient struct {
+	*client.Socket
+	events chan event
+	server *socket.Socket // its socket on the server, once connected
+}
+
+type event struct {
+	name string
+	args []any
+}
+
+type clientOpts struct {
+	nsp   string
+	auth  map[string]any
+	query map[string]string
+}
+
+// connect opens a websocket client to n and waits until the server has its socket.
+func (n *node) connect(t *testing.T, co clientOpts, events ...string) *testClient {
+	t.Helper()
+	if co.nsp == "" {
+		co.nsp = "/"
+	}
+	opts := client.DefaultOptions()
+	opts.SetTransports(types.NewSet(client.WebSocket))
+	opts.SetForceNew(true)
+	opts.SetReconnection(false)
+	opts.SetAutoConnect(false)
+	if co.auth != nil {
+		opts.SetAuth(co.auth)
+	}
+	url := n.url + co.nsp
+	if len(co.query) > 0 {
+		sep := "?"
+		for k, v := range co.query {
+			url += sep + k + "=" + v
+			sep = "&"
+		}
+	}
+	s, err := client.Connect(url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &testClient{Socket: s, events: make(chan event, 1024)}
+	record := func(name string) {
+		_ = s.On(types.EventName(name), func(args ...any) {
+			c.events <- event{name, args}
+		})
+	}
+	for _, e := range append([]string{"connect", "disconnect"}, events...) {
+		record(e)
+	}
+	t.Cleanup(func() { s.Disconnect() })
+	s.Connect()
+	c.expect(t, "connect")
+	deadline := time.After(10 * time.Second)
+	for c.server == nil {
+		select {
+		case ss := <-n.conn:
+			if string(ss.Id()) == s.Id() {
+				c.server = ss
+			} else {
+				n.conn <- ss // another client's; put it back
+				time.Sleep(time.Millisecond)
+			}
+		case <-deadline:
+			t.Fatalf("server never saw client %s", s.Id())
+		}
+	}
+	return c
+}
+
+// expect waits for the next event of that name (skipping none: any other event first is a failure).
+func (c *testClient) expect(t testing.TB, name string) []any {
+	t.Helper()
+	select {
+	case e := <-c.events:
+		if e.name != name {
+			t.Fatalf("client %s: got event %q %v, want %q", c.Id(), e.name, e.args, name)
+		}
+		return e.args
+	case <-time.After(10 * time.Second):
+		t.Fatalf("client %s: no %q event within 10s", c.Id(), name)
+	}
+	return nil
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("test", t.Name())
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func rooms(s *socket.Socket) map[string]bool {
+	out := map[string]bool{}
+	for _, r := range s.Rooms().Keys() {
+		out[string(r)] = true
+	}
+	return out
+}
+
+func fmtRooms(s *socket.Socket) string { return fmt.Sprint(rooms(s)) }
+
+func typesEvent(name string) types.EventName { return types.EventName(name) }
