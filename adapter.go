@@ -141,13 +141,25 @@ func (a *Adapter) register(n *nspAdapter) error {
 	a.nsps[n.name] = append(a.nsps[n.name], n)
 	a.channels[n.publicChannel] = n
 	a.channels[n.privateChannel] = n
-	if _, ok := a.readers[n.stream]; !ok {
-		a.startReader(n.stream)
-	}
+	_, reading := a.readers[n.stream]
 	a.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), a.opts.RequestsTimeout)
 	defer cancel()
+	if !reading {
+		// The reader starts after the newest entry as of now, so that everything written once Init returns is
+		// read. If Redis cannot say, the reader finds out itself when it can.
+		start, err := a.client.LastID(ctx, n.stream)
+		if err != nil {
+			a.log.Warn("redisstreams: cannot read the stream position", "stream", n.stream, "err", err)
+			start = ""
+		}
+		a.mu.Lock()
+		if _, ok := a.readers[n.stream]; !ok && !a.closed {
+			a.startReader(n.stream, start)
+		}
+		a.mu.Unlock()
+	}
 	if err := a.sub.Subscribe(ctx, n.publicChannel, n.privateChannel); err != nil {
 		return err
 	}

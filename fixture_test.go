@@ -2,6 +2,7 @@ package redisstreams
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -26,6 +27,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if !testing.Verbose() {
+		// go-redis logs through a global logger; its reconnect chatter after each test's Close is noise here.
+		redis.SetLogger(quietLogger{})
+	}
 	code := func() int {
 		if redisErr = redistest.Missing(); redisErr == nil {
 			if standalone, redisErr = redistest.StartServer(redistest.ServerOptions{}); redisErr == nil {
@@ -39,6 +45,10 @@ func TestMain(m *testing.M) {
 	}()
 	os.Exit(code)
 }
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
 
 // requireRedis skips (or, in CI, fails) a test when the shared Redis processes could not be started.
 func requireRedis(t testing.TB) {

@@ -199,8 +199,9 @@ func (n *nspAdapter) DisconnectSockets(opts *socket.BroadcastOptions, close bool
 
 // disconnectLocal disconnects the matching local sockets. With close, the server's own Disconnect(true) closes the
 // websocket before its queued writes are out (servers/engine v3.0.6 drops them), so the client loses the DISCONNECT
-// packet and whatever was emitted just before. Instead the socket is disconnected, and the connection closed from
-// the write callback of a packet queued behind everything else: only once all of it has reached the client.
+// packet and whatever was emitted just before. Instead the socket is disconnected, and the connection closed after
+// the write callback of a packet queued behind everything else (all of it has reached the client) and a grace
+// period for the client to close it first.
 func (n *nspAdapter) disconnectLocal(opts *socket.BroadcastOptions, close bool) {
 	if !close {
 		n.Adapter.DisconnectSockets(opts, false)
@@ -226,9 +227,16 @@ func (n *nspAdapter) disconnectLocal(opts *socket.BroadcastOptions, close bool) 
 			conn.Close(false)
 			continue
 		}
-		conn.Write(encoded[0].Clone(), nil, func(transports.Transport) { conn.Close(false) })
+		conn.Write(encoded[0].Clone(), nil, func(transports.Transport) {
+			// A client whose last namespace was disconnected closes the connection itself; closing it from here
+			// at once can overtake the DISCONNECT it is still processing (it then reports "transport close").
+			time.AfterFunc(disconnectGrace, func() { conn.Close(false) })
+		})
 	}
 }
+
+// disconnectGrace is how long disconnectSockets(close) leaves a client to close its connection by itself.
+const disconnectGrace = time.Second
 
 // onMessage handles a message from another server, read from the stream or a channel.
 func (n *nspAdapter) onMessage(msg *wire.Message) {

@@ -24,14 +24,14 @@ type streamReader struct {
 	done   chan struct{}
 }
 
-func (a *Adapter) startReader(stream string) {
+func (a *Adapter) startReader(stream, startID string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &streamReader{a: a, stream: stream, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	a.readers[stream] = r
 	batches := make(chan []rdb.Entry, 4)
 	a.wg.Go(func() {
 		defer close(batches)
-		r.read(batches)
+		r.read(startID, batches)
 	})
 	a.wg.Go(func() {
 		defer close(r.done)
@@ -43,9 +43,9 @@ func (a *Adapter) startReader(stream string) {
 	})
 }
 
-// read runs the XREAD loop. It starts after the newest entry present when it starts (never "$", which would lose
-// entries written between two empty reads) and resumes from the last ID it saw after every error.
-func (r *streamReader) read(out chan<- []rdb.Entry) {
+// read runs the XREAD loop from lastID (when empty: the newest entry once Redis answers). It never reads from "$",
+// which loses entries written between two empty reads, and resumes from the last ID it saw after every error.
+func (r *streamReader) read(lastID string, out chan<- []rdb.Entry) {
 	a := r.a
 	log := a.log.With("stream", r.stream)
 	var reader rdb.Reader
@@ -54,7 +54,6 @@ func (r *streamReader) read(out chan<- []rdb.Entry) {
 			_ = reader.Close()
 		}
 	}()
-	lastID := ""
 	failures := 0
 	for r.ctx.Err() == nil {
 		var err error

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // GoRedis serves Client with a go-redis v9 standalone (*redis.Client) or cluster (*redis.ClusterClient) client.
@@ -183,10 +184,13 @@ func (g *GoRedis) NewReader() (Reader, error) {
 	case *redis.Client:
 		o := *c.Options()
 		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 0, 1, 0
+		// The copied options share the caller's maintenance-notification state, which may not be registered twice.
+		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 		return &goRedisReader{client: redis.NewClient(&o)}, nil
 	case *redis.ClusterClient:
 		o := *c.Options()
 		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 0, 1, 0
+		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 		return &goRedisReader{client: redis.NewClusterClient(&o)}, nil
 	}
 	return nil, fmt.Errorf("rdb: unsupported client %T", g.client)
