@@ -102,22 +102,28 @@ type node struct {
 }
 
 type clusterOpts struct {
-	nodes      int
-	recovery   bool
-	namespaces []string
-	adapter    func(*Options)
+	nodes            int
+	recovery         bool          // connection state recovery on the servers
+	recoveryDuration time.Duration // its MaxDisconnectionDuration; 0: the default
+	namespaces       []string
+	adapter          func(*Options)
 }
 
 // startCluster starts n servers sharing one Redis, each with its own client and adapter. Every test gets its own
 // stream and channel names, so tests never see each other's traffic.
 func startCluster(t *testing.T, cfg config, co clusterOpts) []*node {
 	t.Helper()
+	return startClusterWith(t, cfg, co, cfg.newClient)
+}
+
+func startClusterWith(t *testing.T, cfg config, co clusterOpts, newClient func(testing.TB) redis.UniversalClient) []*node {
+	t.Helper()
 	if co.nodes == 0 {
 		co.nodes = 3
 	}
 	prefix := "t" + randomID()
-	nodes := make([]*node, co.nodes)
-	for i := range nodes {
+	adapters := make([]*Adapter, co.nodes)
+	for i := range adapters {
 		opts := cfg.opts
 		opts.StreamName = prefix
 		opts.ChannelPrefix = prefix
@@ -129,15 +135,32 @@ func startCluster(t *testing.T, cfg config, co clusterOpts) []*node {
 		if co.adapter != nil {
 			co.adapter(&opts)
 		}
-		a, err := New(cfg.newClient(t), opts)
+		a, err := New(newClient(t), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
+		adapters[i] = a
+	}
+	return startClusterWithAdapters(t, adapters, co)
+}
+
+// startClusterWithAdapters starts one server per adapter, on real loopback ports. Cleanup closes the servers,
+// then the adapters.
+func startClusterWithAdapters(t *testing.T, adapters []*Adapter, cos ...clusterOpts) []*node {
+	t.Helper()
+	var co clusterOpts
+	if len(cos) > 0 {
+		co = cos[0]
+	}
+	nodes := make([]*node, len(adapters))
+	for i, a := range adapters {
 		so := socket.DefaultServerOptions()
 		so.SetAdapter(a)
 		if co.recovery {
 			csr := socket.DefaultConnectionStateRecovery()
-			csr.SetMaxDisconnectionDuration(60_000)
+			if co.recoveryDuration != 0 {
+				csr.SetMaxDisconnectionDuration(co.recoveryDuration.Milliseconds())
+			}
 			so.SetConnectionStateRecovery(csr)
 		}
 		n := &node{adapter: a, sockets: map[string][]*socket.Socket{}, conn: make(chan *socket.Socket, 64)}

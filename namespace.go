@@ -99,15 +99,24 @@ func (n *nspAdapter) requestCtx() (context.Context, context.CancelFunc) {
 }
 
 // ServerCount implements socket.Adapter: the subscribers of the namespace's public channel, this server included.
+// The interface has no error: when Redis cannot answer it logs and counts only this server.
 func (n *nspAdapter) ServerCount() int64 {
-	ctx, cancel := n.requestCtx()
-	defer cancel()
-	count, err := n.parent.client.NumSub(ctx, n.publicChannel)
+	count, err := n.serverCount()
 	if err != nil {
 		n.parent.log.Warn("redisstreams: server count failed", "nsp", n.name, "err", err)
 		return 1
 	}
-	return max(count, 1)
+	return count
+}
+
+func (n *nspAdapter) serverCount() (int64, error) {
+	ctx, cancel := n.requestCtx()
+	defer cancel()
+	count, err := n.parent.client.NumSub(ctx, n.publicChannel)
+	if err != nil {
+		return 0, fmt.Errorf("redisstreams: server count: %w", err)
+	}
+	return max(count, 1), nil
 }
 
 // Broadcast implements socket.Adapter. The entry is written to the stream before local delivery only when the

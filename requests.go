@@ -51,7 +51,12 @@ func (n *nspAdapter) FetchSockets(opts *socket.BroadcastOptions) func(func([]soc
 			timeout = *flags.Timeout
 		}
 		start := time.Now()
-		expected := int(n.ServerCount()) - 1
+		count, err := n.serverCount()
+		if err != nil {
+			cb(local, fmt.Errorf("redisstreams: fetchSockets: %w", err))
+			return
+		}
+		expected := int(count) - 1
 		if expected <= 0 {
 			cb(local, nil)
 			return
@@ -60,7 +65,7 @@ func (n *nspAdapter) FetchSockets(opts *socket.BroadcastOptions) func(func([]soc
 		req := n.addRequest(id, wire.FetchSockets, expected, max(timeout-time.Since(start), time.Millisecond), nil)
 		req.sockets = local
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		err := n.publishChannel(ctx, n.publicChannel, &wire.Message{Type: wire.FetchSockets, UID: n.uid, Nsp: n.name,
+		err = n.publishChannel(ctx, n.publicChannel, &wire.Message{Type: wire.FetchSockets, UID: n.uid, Nsp: n.name,
 			RequestID: id, Opts: wireOptions(opts)}, true)
 		cancel()
 		if err != nil {
@@ -87,7 +92,13 @@ func (n *nspAdapter) ServerSideEmit(args []any) error {
 		return n.publishChannel(context.Background(), n.publicChannel, msg, false)
 	}
 	msg.Args = args[:len(args)-1]
-	expected := int(n.ServerCount()) - 1
+	count, err := n.serverCount()
+	if err != nil {
+		err = fmt.Errorf("redisstreams: serverSideEmit: %w", err)
+		ack([]any{}, err)
+		return err
+	}
+	expected := int(count) - 1
 	if expected <= 0 {
 		ack([]any{}, nil)
 		return nil

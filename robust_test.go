@@ -1,0 +1,211 @@
+package redisstreams
+
+import (
+	"context"
+	"encoding/base64"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/socketio-go/redisstreams/internal/redistest"
+	"github.com/socketio-go/redisstreams/internal/wire"
+)
+
+// Malformed stream entries and PUB/SUB payloads are skipped and counted; the entries after them still arrive.
+func TestMalformedInputIsSkipped(t *testing.T) {
+	cfg := configs[0]
+	nodes := startCluster(t, cfg, clusterOpts{nodes: 2})
+	c := nodes[1].connect(t, clientOpts{}, "test")
+	rc := cfg.newClient(t)
+	ctx := t.Context()
+	n := nodes[0].nsp(t, "/")
+	msgpackDeep := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("\x91", 5000) + "\xc0"))
+	bad := []map[string]any{
+		{"uid": "x", "type": "3", "data": "{}"}, // no nsp
+		{"uid": "x", "nsp": "/", "type": "abc", "data": "{}"},
+		{"uid": "x", "nsp": "/", "type": "3", "data": "{not json"},
+		{"uid": "x", "nsp": "/", "type": "3", "data": "%%%"},
+		{"uid": "x", "nsp": "/", "type": "3", "data": msgpackDeep},
+		{"uid": "x", "nsp": "/", "type": "3", "data": `{"packet":{"type":2,"data":"str"},"opts":{}}`},
+		{"uid": "x", "nsp": "/", "type": "4", "data": `{"opts":{"rooms":"abc"},"rooms":[1]}`},
+		{"uid": "x", "nsp": "/", "type": "77", "data": `{}`},
+		{"uid": "x", "nsp": "/", "type": "3", "data": "{" + strings.Repeat("x", 4<<20)},
+	}
+	for _, fields := range bad {
+		if err := rc.XAdd(ctx, &redis.XAddArgs{Stream: n.stream, Values: fields}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, payload := range []string{"", "\xc1", "\x93\x01\x02", "\x84\xa4type\xa1x\xa4data\x80\xa3uid\xa1x\xa3nsp\xa1/",
+		"\x84\xa4type\x07\xa4data\x80\xa3uid\xa1x\xa3nsp\xa1/"} {
+		if err := rc.Publish(ctx, n.publicChannel, payload).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodes[0].io.Emit("test", "after")
+	if args := c.expect(t, "test"); args[0] != "after" {
+		t.Fatalf("got %v", args)
+	}
+	// The PUB/SUB garbage went to both nodes; the stream garbage was read by node 1 (node 0 reads it too).
+	want := uint64(len(bad) + 5)
+	waitFor(t, "invalid counter", func() bool { return nodes[1].adapter.Stats().Invalid >= want })
+	if got := nodes[1].adapter.Stats().Invalid; got != want {
+		t.Fatalf("invalid = %d, want %d", got, want)
+	}
+}
+
+// The readers and the subscriber survive a Redis restart: after it, broadcasts and requests work again without
+// any action from the application.
+func TestRedisRestart(t *testing.T) {
+	requireRedis(t)
+	srv := redistest.StartServerT(t, redistest.ServerOptions{})
+	cfg := config{name: "restart"}
+	newClient := func(t testing.TB) redis.UniversalClient {
+		rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+		t.Cleanup(func() { _ = rc.Close() })
+		return rc
+	}
+	nodes := startClusterWith(t, cfg, clusterOpts{nodes: 2, adapter: func(o *Options) { o.BlockTime = 200 * time.Millisecond }}, newClient)
+	c := nodes[1].connect(t, clientOpts{}, "test")
+	nodes[0].io.Emit("test", "before")
+	c.expect(t, "test")
+
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "read errors while Redis is down", func() bool { return nodes[1].adapter.Stats().ReadErrors > 0 })
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	// Both servers resubscribe on their own; emits made once the cluster is whole again arrive.
+	waitFor(t, "resubscribed", func() bool { return nodes[0].nsp(t, "/").ServerCount() == 2 })
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		nodes[0].io.Emit("test", "after")
+		select {
+		case e := <-c.events:
+			if e.name == "test" && e.args[0] == "before" {
+				// go-redis retries a write whose reply was lost with the connection, so an XADD that Redis had
+				// applied just before the crash can be applied again: delivery is at least once across a crash.
+				t.Logf("duplicate of a write retried across the restart: %v", e.args)
+				continue
+			}
+			if e.name != "test" || e.args[0] != "after" {
+				t.Fatalf("got %v", e)
+			}
+			// The only client is on node 1: finding it from node 0 needs the PUB/SUB request path to work again.
+			if sockets := fetch(t, nodes[0].io); len(sockets) != 1 || string(sockets[0].Id()) != c.Id() {
+				t.Fatalf("fetchSockets after restart: %d sockets", len(sockets))
+			}
+			return
+		case <-time.After(500 * time.Millisecond):
+			// An emit made while the XADD connection was still reconnecting fails (and is counted); try again.
+			if time.Now().After(deadline) {
+				t.Fatalf("no broadcast after restart; stats %+v", nodes[0].adapter.Stats())
+			}
+		}
+	}
+}
+
+// Close is prompt even with a long BlockTime, idempotent, stops every goroutine of the adapter, and leaves the
+// caller's client open.
+func TestCloseStopsEverything(t *testing.T) {
+	for _, cfg := range configs[:2] {
+		t.Run(cfg.name, func(t *testing.T) {
+			rc := cfg.newClient(t)
+			a, err := New(rc, Options{StreamName: "t" + randomID(), ChannelPrefix: "t" + randomID(), BlockTime: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			nodes := startClusterWithAdapters(t, []*Adapter{a})
+			nodes[0].io.Emit("x")
+			if ours := adapterGoroutines(); ours == 0 {
+				t.Fatal("no adapter goroutines while running: the leak check below would prove nothing")
+			}
+			start := time.Now()
+			if err := a.Close(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Fatalf("Close took %v with a 5s BlockTime", d)
+			}
+			if err := a.Close(t.Context()); err != nil {
+				t.Fatalf("second Close: %v", err)
+			}
+			waitFor(t, "adapter goroutines to end", func() bool { return adapterGoroutines() == 0 })
+			if err := rc.Ping(context.Background()).Err(); err != nil {
+				t.Fatalf("caller's client closed: %v", err)
+			}
+		})
+	}
+}
+
+// adapterGoroutines counts live goroutines running this package's code (the test's own excluded).
+func adapterGoroutines() int {
+	buf := make([]byte, 16<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "socketio-go/redisstreams.") && !strings.Contains(g, "_test.go") &&
+			!strings.Contains(g, "testing.tRunner") {
+			n++
+		}
+	}
+	return n
+}
+
+func TestOptionsValidation(t *testing.T) {
+	requireRedis(t)
+	rc := configs[0].newClient(t)
+	bad := []struct {
+		opts  Options
+		field string
+	}{
+		{Options{StreamCount: -1}, "StreamCount"},
+		{Options{ChannelPrefix: "a*"}, "ChannelPrefix"},
+		{Options{ReadCount: -5}, "ReadCount"},
+		{Options{BlockTime: -time.Second}, "BlockTime"},
+		{Options{BlockTime: time.Microsecond}, "BlockTime"},
+		{Options{RequestsTimeout: -1}, "RequestsTimeout"},
+		{Options{MaxBatch: -1}, "MaxBatch"},
+	}
+	for _, b := range bad {
+		if _, err := New(rc, b.opts); err == nil || !strings.Contains(err.Error(), "Options."+b.field) {
+			t.Errorf("%+v: err = %v, want one naming %s", b.opts, err, b.field)
+		}
+	}
+	a, err := New(rc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(t.Context())
+	o := a.opts
+	if o.StreamName != "socket.io" || o.StreamCount != 1 || o.ChannelPrefix != "socket.io" || o.MaxLen != 10000 ||
+		o.ReadCount != 100 || o.BlockTime != 5*time.Second || o.SessionKeyPrefix != "sio:session:" ||
+		o.RequestsTimeout != 5*time.Second || o.UseShardedPubSub || o.OnlyPlaintext {
+		t.Fatalf("defaults %+v", o)
+	}
+	if _, err := New(redis.NewRing(&redis.RingOptions{}), Options{}); err == nil {
+		t.Fatal("a Ring client was accepted")
+	}
+}
+
+// With StreamCount > 1, a namespace is written to the stream Node picks for it, negative indexes included.
+func TestStreamCountUsesNodeStreamNames(t *testing.T) {
+	cfg := configs[2]
+	nodes := startCluster(t, cfg, clusterOpts{namespaces: []string{"/namespace-1", "/namespace-2"}})
+	for _, nsp := range []string{"/namespace-1", "/namespace-2"} {
+		n := nodes[0].nsp(t, nsp)
+		if want := wire.StreamName(n.opts().StreamName, 5, nsp); n.stream != want || !strings.Contains(n.stream, "--") {
+			t.Fatalf("%s written to %s, want %s (negative index)", nsp, n.stream, want)
+		}
+		c := nodes[1].connect(t, clientOpts{nsp: nsp}, "test")
+		nodes[0].io.Of(nsp, nil).Emit("test", nsp)
+		if args := c.expect(t, "test"); args[0] != nsp {
+			t.Fatalf("got %v", args)
+		}
+	}
+}
