@@ -215,7 +215,23 @@ func (n *node) nsp(t testing.TB, name string) *nspAdapter {
 type testClient struct {
 	*client.Socket
 	events chan event
+	early  []event        // events received before "connect"
 	server *socket.Socket // its socket on the server, once connected
+}
+
+// next returns the next event (early ones first), or false after timeout.
+func (c *testClient) next(timeout time.Duration) (event, bool) {
+	if len(c.early) > 0 {
+		e := c.early[0]
+		c.early = c.early[1:]
+		return e, true
+	}
+	select {
+	case e := <-c.events:
+		return e, true
+	case <-time.After(timeout):
+		return event{}, false
+	}
 }
 
 type event struct {
@@ -297,14 +313,21 @@ func (n *node) tryConnect(t *testing.T, co clientOpts, events []string, wait tim
 		return nil, false
 	}
 	s.Connect()
-	select {
-	case e := <-c.events:
-		if e.name != "connect" {
-			t.Fatalf("client: got event %q %v before connect", e.name, e.args)
+	// A recovered session's missed packets are sent before the CONNECT packet, and this client passes them on
+	// before "connect": keep them for expect.
+	timeout := time.After(wait)
+	for connected := false; !connected; {
+		select {
+		case e := <-c.events:
+			if e.name == "connect" {
+				connected = true
+			} else {
+				c.early = append(c.early, e)
+			}
+		case <-timeout:
+			s.Disconnect()
+			return nil, false
 		}
-	case <-time.After(wait):
-		s.Disconnect()
-		return nil, false
 	}
 	deadline := time.After(10 * time.Second)
 	for c.server == nil {
@@ -323,19 +346,17 @@ func (n *node) tryConnect(t *testing.T, co clientOpts, events []string, wait tim
 	return c, true
 }
 
-// expect waits for the next event of that name (skipping none: any other event first is a failure).
+// expect waits for the next event and fails unless it has that name.
 func (c *testClient) expect(t testing.TB, name string) []any {
 	t.Helper()
-	select {
-	case e := <-c.events:
-		if e.name != name {
-			t.Fatalf("client %s: got event %q %v, want %q", c.Id(), e.name, e.args, name)
-		}
-		return e.args
-	case <-time.After(10 * time.Second):
+	e, ok := c.next(10 * time.Second)
+	if !ok {
 		t.Fatalf("client %s: no %q event within 10s", c.Id(), name)
 	}
-	return nil
+	if e.name != name {
+		t.Fatalf("client %s: got event %q %v, want %q", c.Id(), e.name, e.args, name)
+	}
+	return e.args
 }
 
 // waitFor polls cond until it holds or the deadline passes.

@@ -31,6 +31,8 @@ type nspAdapter struct {
 	recovery       bool // connection state recovery enabled on the server
 	ttl            time.Duration
 
+	pending pendingSet // sockets being restored
+
 	reqMu       sync.Mutex
 	requests    map[string]*request    // fetchSockets and serverSideEmit with ack
 	ackRequests map[string]*ackRequest // broadcasts with acknowledgements
@@ -130,14 +132,14 @@ func (n *nspAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOpti
 	}
 	readBinaryArgs(packet)
 	msg := &wire.Message{Type: wire.Broadcast, UID: n.uid, Nsp: n.name, Packet: wirePacket(packet), Opts: wireOptions(opts)}
-	if n.recovery && packet.Type == parser.EVENT && packet.Id == nil && !flags.Volatile {
+	if n.recovery && recoverable(int(packet.Type), packet.Id, flags.Volatile) {
 		ctx, cancel := n.requestCtx()
 		offset, err := n.publishStream(ctx, msg, true)
 		cancel()
-		if err == nil {
-			if data, ok := packet.Data.([]any); ok {
-				packet.Data = append(data, offset)
-			}
+		if data, ok := packet.Data.([]any); ok && err == nil {
+			data = append(data, offset)
+			packet.Data = data
+			opts = n.routePending(offset, false, data, msg.Opts, opts)
 		}
 	} else {
 		_, _ = n.publishStream(context.Background(), msg, false)
@@ -278,8 +280,10 @@ func (n *nspAdapter) onMessage(msg *wire.Message) {
 func (n *nspAdapter) onBroadcast(msg *wire.Message) {
 	packet := localPacket(msg.Packet)
 	opts := localOptions(msg.Opts)
-	if n.recovery && msg.Offset != "" && packet.Type == parser.EVENT && packet.Id == nil && !msg.Opts.Flags.Volatile {
-		packet.Data = append(packet.Data.([]any), msg.Offset)
+	if n.recovery && msg.Offset != "" && recoverable(msg.Packet.Type, msg.Packet.ID, msg.Opts.Flags.Volatile) {
+		data := append(packet.Data.([]any), msg.Offset)
+		packet.Data = data
+		opts = n.routePending(msg.Offset, true, data, msg.Opts, opts)
 	}
 	n.Adapter.Broadcast(packet, opts)
 }

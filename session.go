@@ -1,13 +1,394 @@
 package redisstreams
 
 import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/socketio-go/redisstreams/internal/rdb"
+	"github.com/socketio-go/redisstreams/internal/wire"
 )
 
-// PersistSession implements socket.Adapter. (Connection state recovery lands in its own change.)
-func (n *nspAdapter) PersistSession(*socket.SessionToPersist) {}
+// restorePageSize is how many stream entries one XRANGE of a restore reads.
+const restorePageSize = 1000
 
-// RestoreSession implements socket.Adapter.
-func (n *nspAdapter) RestoreSession(socket.PrivateSessionId, string) (*socket.Session, error) {
-	return nil, nil
+// pendingLifetime bounds how long a restored socket's record is kept (the socket normally connects within
+// milliseconds of its restore; the record then only filters duplicates until the reader has passed the scan).
+const pendingLifetime = 30 * time.Second
+
+var offsetPattern = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
+
+// PersistSession implements socket.Adapter: SET <prefix><pid> base64(msgpack{sid,pid,rooms,data}) PX <duration>,
+// byte-compatible with Node. The write is synchronous so that a reconnection to another server finds it.
+func (n *nspAdapter) PersistSession(session *socket.SessionToPersist) {
+	if session == nil {
+		return
+	}
+	rooms := []string{}
+	if session.Rooms != nil {
+		rooms = roomStrings(session.Rooms.Keys())
+	}
+	raw, err := wire.AppendValue(nil, map[string]any{"sid": string(session.Sid), "pid": string(session.Pid),
+		"rooms": rooms, "data": session.Data})
+	if err != nil {
+		n.parent.stats.sessionErrors.Add(1)
+		n.parent.log.Error("redisstreams: cannot encode session", "nsp", n.name, "sid", session.Sid, "err", err)
+		return
+	}
+	ttl := n.ttl
+	if ttl <= 0 {
+		ttl = time.Duration(socket.DefaultMaxDisconnectionDuration) * time.Millisecond
+	}
+	ctx, cancel := n.requestCtx()
+	defer cancel()
+	key := n.opts().SessionKeyPrefix + string(session.Pid)
+	if err := n.parent.client.Set(ctx, key, base64.StdEncoding.EncodeToString(raw), ttl); err != nil {
+		n.parent.stats.sessionErrors.Add(1)
+		n.parent.log.Error("redisstreams: cannot persist session", "nsp", n.name, "sid", session.Sid, "err", err)
+	}
+}
+
+// RestoreSession implements socket.Adapter. Any reason not to restore (unknown or expired session, trimmed or
+// malformed offset) gives (nil, nil): the client gets a fresh session and nothing else is affected.
+func (n *nspAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) (*socket.Session, error) {
+	log := n.parent.log.With("nsp", n.name, "offset", offset)
+	if !offsetPattern.MatchString(offset) {
+		log.Debug("redisstreams: not restoring: malformed offset")
+		return nil, nil
+	}
+	ctx, cancel := n.requestCtx()
+	defer cancel()
+	// The offset first, so that a session whose offset is gone is not consumed (Node deletes it anyway).
+	found, err := n.parent.client.XRange(ctx, n.stream, offset, offset, 1)
+	if err != nil {
+		return nil, n.restoreError(fmt.Errorf("check offset: %w", err))
+	}
+	if len(found) == 0 {
+		log.Debug("redisstreams: not restoring: offset no longer in the stream")
+		return nil, nil
+	}
+	raw, ok, err := n.parent.client.GetDel(ctx, n.opts().SessionKeyPrefix+string(pid))
+	if err != nil {
+		return nil, n.restoreError(fmt.Errorf("read session: %w", err))
+	}
+	if !ok {
+		log.Debug("redisstreams: not restoring: unknown or expired session")
+		return nil, nil
+	}
+	session, err := decodeSession(raw)
+	if err != nil {
+		n.parent.stats.invalid.Add(1)
+		log.Warn("redisstreams: not restoring: malformed session", "err", err)
+		return nil, nil
+	}
+
+	// Broadcasts processed from now on, until the socket can be reached, are held for it (see pendingRestore).
+	p := n.addPending(session)
+	end, err := n.parent.client.LastID(ctx, n.stream)
+	if err == nil {
+		session.MissedPackets, err = n.missedPackets(ctx, session, offset, end)
+	}
+	if err != nil {
+		n.removePending(p)
+		return nil, n.restoreError(err)
+	}
+	p.setEnd(end)
+	return session, nil
+}
+
+func (n *nspAdapter) restoreError(err error) error {
+	n.parent.stats.sessionErrors.Add(1)
+	err = fmt.Errorf("redisstreams: restore session: %w", err)
+	n.parent.log.Warn("redisstreams: session not restored", "nsp", n.name, "err", err)
+	return err
+}
+
+func decodeSession(raw string) (*socket.Session, error) {
+	bin, err := base64.StdEncoding.DecodeString(raw)
+	if err != nil {
+		return nil, err
+	}
+	v, err := wire.DecodeMsgpack(bin)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("session is %T", v)
+	}
+	sid, _ := m["sid"].(string)
+	pid, _ := m["pid"].(string)
+	if sid == "" || pid == "" {
+		return nil, fmt.Errorf("session without sid or pid")
+	}
+	rooms := types.NewSet[socket.Room]()
+	if list, ok := m["rooms"].([]any); ok {
+		for _, r := range list {
+			if s, ok := r.(string); ok {
+				rooms.Add(socket.Room(s))
+			}
+		}
+	}
+	return &socket.Session{
+		SessionToPersist: &socket.SessionToPersist{Sid: socket.SocketId(sid), Pid: socket.PrivateSessionId(pid),
+			Rooms: rooms, Data: m["data"]},
+		MissedPackets: []any{},
+	}, nil
+}
+
+// missedPackets reads the stream after offset up to end (inclusive), in pages, and keeps this namespace's
+// broadcasts the session would have received, each with its offset appended.
+func (n *nspAdapter) missedPackets(ctx context.Context, session *socket.Session, offset, end string) ([]any, error) {
+	rooms := roomStrings(session.Rooms.Keys())
+	missed := []any{}
+	cursor := offset
+	for compareIDs(cursor, end) < 0 {
+		page, err := n.parent.client.XRange(ctx, n.stream, "("+cursor, end, restorePageSize)
+		if err != nil {
+			return nil, fmt.Errorf("read missed packets: %w", err)
+		}
+		if len(page) == 0 {
+			break // trimmed behind us: nothing more up to end
+		}
+		for i := range page {
+			if data, ok := n.replayable(&page[i], rooms); ok {
+				missed = append(missed, data)
+			}
+		}
+		cursor = page[len(page)-1].ID
+	}
+	return missed, nil
+}
+
+// replayable decodes an entry and tells whether a socket in rooms should get it on recovery.
+func (n *nspAdapter) replayable(e *rdb.Entry, rooms []string) ([]any, bool) {
+	if e.Fields["nsp"] != n.name || e.Fields["type"] != "3" {
+		return nil, false
+	}
+	msg, err := wire.DecodeStreamEntry(e.ID, e.Fields)
+	if err != nil {
+		n.parent.badEntry(n.stream, e.ID, err)
+		return nil, false
+	}
+	if !recoverable(msg.Packet.Type, msg.Packet.ID, msg.Opts.Flags.Volatile) || msg.RequestID != "" ||
+		!matchesRooms(rooms, msg.Opts.Rooms, msg.Opts.Except) {
+		return nil, false
+	}
+	data := append(append(make([]any, 0, len(msg.Packet.Data)+1), msg.Packet.Data...), e.ID)
+	return data, true
+}
+
+// recoverable reports whether a packet carries an offset and is replayed: events without ack, not volatile.
+func recoverable(packetType int, id *uint64, volatile bool) bool {
+	return packetType == int(parser.EVENT) && id == nil && !volatile
+}
+
+// matchesRooms is Node's shouldIncludePacket: included when the broadcast has no rooms or shares one with the
+// session, unless one of the session's rooms is excluded.
+func matchesRooms(session, rooms, except []string) bool {
+	included := len(rooms) == 0
+	for _, r := range session {
+		for _, x := range except {
+			if r == x {
+				return false
+			}
+		}
+		if !included {
+			for _, x := range rooms {
+				if r == x {
+					included = true
+					break
+				}
+			}
+		}
+	}
+	return included
+}
+
+// compareIDs orders stream IDs ("ms-seq").
+func compareIDs(a, b string) int {
+	am, as := splitID(a)
+	bm, bs := splitID(b)
+	switch {
+	case am != bm:
+		if am < bm {
+			return -1
+		}
+		return 1
+	case as != bs:
+		if as < bs {
+			return -1
+		}
+		return 1
+	}
+	return 0
+}
+
+func splitID(id string) (uint64, uint64) {
+	ms, seq, _ := strings.Cut(id, "-")
+	m, _ := strconv.ParseUint(ms, 10, 64)
+	s, _ := strconv.ParseUint(seq, 10, 64)
+	return m, s
+}
+
+// pendingRestore closes the gap Node leaves open (its W9): between the restore's scan and the moment the restored
+// socket is connected and in its rooms, broadcasts reach nobody. From the start of the restore, every broadcast
+// this server delivers that the session would receive is either held here (then flushed, in order, as soon as
+// the socket can be reached) or, if the scan already covers it (offset <= end), kept from the socket, which gets
+// it from the replay.
+type pendingRestore struct {
+	sid     socket.SocketId
+	rooms   []string
+	created time.Time
+
+	mu        sync.Mutex
+	end       string  // last entry covered by the scan; "" until known
+	held      [][]any // packets with their offset appended
+	heldIDs   []string
+	connected bool // flushed: from now on the socket gets broadcasts directly
+}
+
+func (p *pendingRestore) setEnd(end string) {
+	p.mu.Lock()
+	p.end = end
+	p.mu.Unlock()
+}
+
+type pendingSet struct {
+	count atomic.Int32 // fast path: no restore in progress
+	mu    sync.Mutex
+	bySid map[socket.SocketId]*pendingRestore
+}
+
+func (n *nspAdapter) addPending(session *socket.Session) *pendingRestore {
+	p := &pendingRestore{sid: session.Sid, rooms: roomStrings(session.Rooms.Keys()), created: time.Now()}
+	ps := &n.pending
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.bySid == nil {
+		ps.bySid = map[socket.SocketId]*pendingRestore{}
+	}
+	for sid, old := range ps.bySid { // drop records whose socket never came (client gone after the restore)
+		if time.Since(old.created) > pendingLifetime {
+			delete(ps.bySid, sid)
+		}
+	}
+	ps.bySid[p.sid] = p
+	ps.count.Store(int32(len(ps.bySid)))
+	return p
+}
+
+func (n *nspAdapter) removePending(p *pendingRestore) {
+	ps := &n.pending
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.bySid[p.sid] == p {
+		delete(ps.bySid, p.sid)
+		ps.count.Store(int32(len(ps.bySid)))
+	}
+}
+
+// routePending is called with every broadcast that carries an offset, before local delivery. It returns the
+// options to deliver with: the given ones, or a copy excluding restored sockets that must not get it directly.
+// fromReader tells that offset comes from the stream reader, whose offsets only grow: once it passes a connected
+// record's end, that record has nothing left to filter.
+func (n *nspAdapter) routePending(offset string, fromReader bool, data []any, wopts *wire.Options, opts *socket.BroadcastOptions) *socket.BroadcastOptions {
+	if n.pending.count.Load() == 0 {
+		return opts
+	}
+	n.pending.mu.Lock()
+	list := make([]*pendingRestore, 0, len(n.pending.bySid))
+	for _, p := range n.pending.bySid {
+		list = append(list, p)
+	}
+	n.pending.mu.Unlock()
+
+	var exclude []socket.Room
+	for _, p := range list {
+		p.mu.Lock()
+		done := fromReader && p.connected && p.end != "" && compareIDs(offset, p.end) > 0
+		p.mu.Unlock()
+		if done {
+			n.removePending(p)
+			continue
+		}
+		if !matchesRooms(p.rooms, wopts.Rooms, wopts.Except) {
+			continue
+		}
+		p.mu.Lock()
+		switch {
+		case p.end != "" && compareIDs(offset, p.end) <= 0:
+			exclude = append(exclude, socket.Room(p.sid)) // in the replay
+		case !p.connected:
+			p.held = append(p.held, data)
+			p.heldIDs = append(p.heldIDs, offset)
+			exclude = append(exclude, socket.Room(p.sid))
+		}
+		p.mu.Unlock()
+	}
+	if len(exclude) == 0 {
+		return opts
+	}
+	out := &socket.BroadcastOptions{Rooms: opts.Rooms, Flags: opts.Flags, Except: types.NewSet(exclude...)}
+	if opts.Except != nil {
+		out.Except.Add(opts.Except.Keys()...)
+	}
+	return out
+}
+
+// AddAll implements socket.Adapter. A restored socket joins its own room once it is connected: that is when the
+// broadcasts held for it are delivered.
+func (n *nspAdapter) AddAll(id socket.SocketId, rooms *types.Set[socket.Room]) {
+	n.Adapter.AddAll(id, rooms)
+	if n.pending.count.Load() == 0 {
+		return
+	}
+	n.pending.mu.Lock()
+	p := n.pending.bySid[id]
+	n.pending.mu.Unlock()
+	if p == nil {
+		return
+	}
+	s, ok := n.Nsp().Sockets().Load(id)
+	if !ok || !s.Connected() {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.connected {
+		return
+	}
+	p.connected = true
+	target := &socket.BroadcastOptions{Rooms: types.NewSet(socket.Room(id)), Except: types.NewSet[socket.Room]()}
+	for i, data := range p.held {
+		if p.end != "" && compareIDs(p.heldIDs[i], p.end) <= 0 {
+			continue // in the replay
+		}
+		n.Adapter.Broadcast(&parser.Packet{Type: parser.EVENT, Data: data}, target)
+	}
+	p.held, p.heldIDs = nil, nil
+}
+
+// DelAll implements socket.Adapter: a socket that leaves no longer needs its restore record.
+func (n *nspAdapter) DelAll(id socket.SocketId) {
+	n.Adapter.DelAll(id)
+	if n.pending.count.Load() == 0 {
+		return
+	}
+	n.pending.mu.Lock()
+	p := n.pending.bySid[id]
+	n.pending.mu.Unlock()
+	if p != nil {
+		n.removePending(p)
+	}
 }

@@ -86,13 +86,14 @@ func startNode(t testing.TB, name string, env []string, script string, args ...s
 
 // nodeServer is a Node Socket.IO server (node/server.js) with its control API.
 type nodeServer struct {
-	label string
-	url   string
-	proc  *nodeProc
-	http  *http.Client
+	label   string
+	baseURL string
+	proc    *nodeProc
+	http    *http.Client
 }
 
-func startNodeServer(t testing.TB, label string, env []string) *nodeServer {
+// spawnNodeServer starts a Node server; wait returns it once it listens (several can boot in parallel).
+func spawnNodeServer(t testing.TB, label string, env []string) (wait func() *nodeServer) {
 	t.Helper()
 	p := startNode(t, label, env, "server.js")
 	ready := make(chan string, 1)
@@ -105,17 +106,20 @@ func startNodeServer(t testing.TB, label string, env []string) *nodeServer {
 		ready <- strings.TrimSpace(line)
 		_, _ = io.Copy(io.Discard, p.stdout)
 	}()
-	select {
-	case line, ok := <-ready:
-		port, found := strings.CutPrefix(line, "READY ")
-		if !ok || !found {
-			t.Fatalf("node server %s did not start (%q)\n%s", label, line, p.stderr.String())
+	return func() *nodeServer {
+		t.Helper()
+		select {
+		case line, ok := <-ready:
+			port, found := strings.CutPrefix(line, "READY ")
+			if !ok || !found {
+				t.Fatalf("node server %s did not start (%q)\n%s", label, line, p.stderr.String())
+			}
+			return &nodeServer{label: label, baseURL: "http://127.0.0.1:" + port, proc: p, http: &http.Client{Timeout: 45 * time.Second}}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("node server %s: no READY line within 30s\n%s", label, p.stderr.String())
 		}
-		return &nodeServer{label: label, url: "http://127.0.0.1:" + port, proc: p, http: &http.Client{Timeout: 45 * time.Second}}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("node server %s: no READY line within 30s\n%s", label, p.stderr.String())
+		return nil
 	}
-	return nil
 }
 
 // ctl calls one control operation; out (if not nil) receives the JSON answer.
@@ -125,7 +129,7 @@ func (n *nodeServer) ctl(t testing.TB, op string, body any, out any) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := n.http.Post(n.url+"/ctl/"+op, "application/json", bytes.NewReader(raw))
+	resp, err := n.http.Post(n.baseURL+"/ctl/"+op, "application/json", bytes.NewReader(raw))
 	if err != nil {
 		t.Fatalf("%s /ctl/%s: %v", n.label, op, err)
 	}

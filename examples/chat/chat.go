@@ -116,7 +116,7 @@ func (n *node) registerChat() {
 					n.announce(prevRoom, prevName+" left #"+prevRoom)
 				}
 				s.Join(socket.Room(room))
-				n.announce(room, name+" joined #"+room+" via "+n.label)
+				n.announce(room, name+" joined #"+room)
 			}
 			_ = s.Emit("joined", map[string]any{"room": room, "name": name, "server": n.label})
 			n.log.Info("chat: join", "sid", s.Id(), "name", name, "room", room)

@@ -110,7 +110,10 @@ async function refreshStats() {
     members.textContent = "";
     for (const m of st.members) {
       const li = members.appendChild(document.createElement("li"));
-      li.textContent = `${m.name || "(joining)"}${m.room ? " in #" + m.room : ""}`;
+      li.append(m.name || "(joining)");
+      const room = li.appendChild(document.createElement("span"));
+      room.className = "room";
+      room.textContent = m.room ? `#${m.room}` : "";
       const via = li.appendChild(document.createElement("span"));
       via.className = m.server === me ? "via" : "via remote";
       via.textContent = m.server || "?";

@@ -1,0 +1,213 @@
+package interop
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gosio "github.com/zishang520/socket.io/clients/socket/v3"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// eventWait bounds every wait for a client event. Generous: the machine is small and shared.
+const eventWait = 15 * time.Second
+
+type event struct {
+	name    string
+	args    []any // canonical, without the ack callback
+	withAck bool
+}
+
+// client is a Socket.IO client of either language, with a record of the events it received.
+type client struct {
+	lang   string // "go" or "node"
+	label  string // e.g. "node@G1"
+	id     string
+	server server // the server it is connected to
+
+	mu     sync.Mutex
+	events []event
+	notify chan struct{}
+
+	answerFn func(t testing.TB, event string, value any, ack bool)
+	closeFn  func()
+}
+
+func newClient(lang, label string) *client {
+	return &client{lang: lang, label: label, notify: make(chan struct{}, 1)}
+}
+
+func (c *client) String() string { return c.label + "(" + c.id + ")" }
+
+func (c *client) record(e event) {
+	c.mu.Lock()
+	c.events = append(c.events, e)
+	c.mu.Unlock()
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+// next returns (and removes) the first recorded event whose name is one of names, waiting for it. Events of
+// other names stay recorded: they belong to other checks.
+func (c *client) next(t testing.TB, names ...string) event {
+	t.Helper()
+	deadline := time.After(eventWait)
+	for {
+		c.mu.Lock()
+		for i, e := range c.events {
+			for _, n := range names {
+				if e.name == n {
+					c.events = append(c.events[:i:i], c.events[i+1:]...)
+					c.mu.Unlock()
+					return e
+				}
+			}
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.notify:
+		case <-deadline:
+			t.Fatalf("client %s: no %s event within %v", c, strings.Join(names, "/"), eventWait)
+		}
+	}
+}
+
+// expect waits for the event and checks its arguments.
+func (c *client) expect(t testing.TB, name string, want ...any) {
+	t.Helper()
+	e := c.next(t, name)
+	if !equal(e.args, want) {
+		t.Errorf("client %s: %s args = %s, want %s", c, name, show(e.args), show(canon(want)))
+	}
+}
+
+// expectNot checks that the client got the marker and not the event before it.
+func (c *client) expectNot(t testing.TB, name, marker string) {
+	t.Helper()
+	if e := c.next(t, name, marker); e.name != marker {
+		t.Errorf("client %s: got %s %s, which was not meant for it", c, e.name, show(e.args))
+	}
+}
+
+// answer makes the client acknowledge later events of that name with value (ack false: never acknowledge).
+func (c *client) answer(t testing.TB, event string, value any, ack bool) {
+	t.Helper()
+	c.answerFn(t, event, value, ack)
+}
+
+func (c *client) close() { c.closeFn() }
+
+// connectGo opens a Go client (clients/socket v3.0.6) over websocket and waits until it is connected.
+func connectGo(t testing.TB, label, url, nsp string, query map[string]string, auth map[string]any) *client {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		c, err := tryConnectGo(t, label, url, nsp, query, auth)
+		if err == "" {
+			return c
+		}
+		if attempt == 3 {
+			t.Fatalf("go client %s could not connect to %s%s: %s", label, url, nsp, err)
+		}
+		t.Logf("go client %s: connect attempt %d failed (%s), retrying", label, attempt, err)
+	}
+}
+
+func tryConnectGo(t testing.TB, label, url, nsp string, query map[string]string, auth map[string]any) (*client, string) {
+	opts := gosio.DefaultOptions()
+	opts.SetTransports(types.NewSet(gosio.WebSocket))
+	opts.SetForceNew(true)
+	opts.SetReconnection(false)
+	opts.SetAutoConnect(false)
+	if auth != nil {
+		opts.SetAuth(auth)
+	}
+	u := url + nsp
+	sep := "?"
+	for k, v := range query {
+		u += sep + k + "=" + v
+		sep = "&"
+	}
+	s, err := gosio.Connect(u, opts)
+	if err != nil {
+		return nil, err.Error()
+	}
+	c := newClient("go", label)
+	answers := map[string]any{}
+	var answersMu sync.Mutex
+	c.answerFn = func(_ testing.TB, ev string, value any, ack bool) {
+		answersMu.Lock()
+		defer answersMu.Unlock()
+		if ack {
+			answers[ev] = value
+		} else {
+			delete(answers, ev)
+		}
+	}
+	c.closeFn = func() { s.Disconnect() }
+	s.OnAny(func(args ...any) {
+		if len(args) == 0 {
+			return
+		}
+		name, _ := args[0].(string)
+		args = args[1:]
+		var ack socket.Ack
+		if len(args) > 0 {
+			ack, _ = args[len(args)-1].(socket.Ack)
+			if ack != nil {
+				args = args[:len(args)-1]
+			}
+		}
+		// Record before answering: a test may look at the event as soon as the ack arrived.
+		c.record(event{name: name, args: canon(args).([]any), withAck: ack != nil})
+		if ack != nil {
+			answersMu.Lock()
+			v, ok := answers[name]
+			answersMu.Unlock()
+			if ok {
+				ack([]any{v}, nil)
+			}
+		}
+	})
+	connected := make(chan struct{}, 1)
+	_ = s.On("connect", func(...any) {
+		select {
+		case connected <- struct{}{}:
+		default:
+		}
+	})
+	_ = s.On("disconnect", func(args ...any) {
+		reason := ""
+		if len(args) > 0 {
+			reason, _ = args[0].(string)
+		}
+		c.record(event{name: "disconnect", args: []any{reason}})
+	})
+	// clients/socket v3.0.6: Socket.Connect on a manager that is still opening can send CONNECT twice, and the
+	// server answers a second CONNECT by closing the connection. Open the manager first.
+	opened := make(chan error, 1)
+	s.Io().Open(func(err error) { opened <- err })
+	select {
+	case err := <-opened:
+		if err != nil {
+			s.Disconnect()
+			return nil, "engine open: " + err.Error()
+		}
+	case <-time.After(5 * time.Second):
+		s.Disconnect()
+		return nil, "engine open timed out"
+	}
+	s.Connect()
+	select {
+	case <-connected:
+	case <-time.After(5 * time.Second):
+		s.Disconnect()
+		return nil, "no connect event"
+	}
+	c.id = s.Id()
+	t.Cleanup(func() { s.Disconnect() })
+	return c, ""
+}
