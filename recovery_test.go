@@ -2,6 +2,7 @@ package redisstreams
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -356,4 +357,124 @@ func testContinuousEmitsDuringReconnects(t *testing.T, cfg config) {
 		t.Fatal("out of order")
 	}
 	t.Logf("%d broadcasts received in order across 6 reconnects", len(got))
+}
+
+// 1,000 missed packets among 10,000 stream entries: the right set, in stream order, each with its own offset.
+func TestRecoveryLargeGap(t *testing.T) {
+	for _, cfg := range configs[:2] {
+		t.Run(cfg.name, func(t *testing.T) {
+			nodes := recoveryCluster(t, cfg, clusterOpts{adapter: func(o *Options) { o.MaxLen = 50_000 }})
+			c := nodes[0].connect(t, clientOpts{}, "init", "hit")
+			c.server.Join("mine")
+			nodes[0].io.Emit("init")
+			offset := offsetOf(t, c.expect(t, "init"))
+			pid := drop(t, cfg, nodes[0], c)
+
+			var wg sync.WaitGroup
+			for g := range 8 {
+				wg.Go(func() {
+					for i := range 1250 {
+						n := nodes[1+(g%2)].io
+						switch seq := g*1250 + i; {
+						case seq%10 == 0:
+							n.To("mine").Emit("hit", seq)
+						case seq%2 == 0:
+							n.To("other").Emit("miss", seq)
+						default:
+							n.Except("mine").Emit("miss", seq)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			c2 := reconnect(t, nodes[0], pid, offset, "hit")
+			seen := map[int]bool{}
+			var last string
+			for range 1000 {
+				args := c2.expect(t, "hit")
+				o := offsetOf(t, args)
+				if last != "" && compareIDs(o, last) <= 0 {
+					t.Fatalf("offset %s after %s", o, last)
+				}
+				last = o
+				seen[int(toFloat(args[0]))] = true
+			}
+			if len(seen) != 1000 {
+				t.Fatalf("%d distinct packets, want 1000", len(seen))
+			}
+			nodes[1].io.Emit("hit", "marker")
+			if args := c2.expect(t, "hit"); args[0] != "marker" {
+				t.Fatalf("extra packet %v", args)
+			}
+		})
+	}
+}
+
+// On a Redis Cluster the session key and the stream live on different masters (hash tags make it certain).
+func TestRecoveryClusterKeysOnDifferentNodes(t *testing.T) {
+	cfg := configs[1]
+	rc := cfg.newClient(t).(*redis.ClusterClient)
+	slots, err := rc.ClusterSlots(t.Context()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	masterOf := func(key string) string {
+		slot := int(rc.ClusterKeySlot(t.Context(), key).Val())
+		for _, s := range slots {
+			if slot >= s.Start && slot <= s.End {
+				return s.Nodes[0].Addr
+			}
+		}
+		t.Fatalf("no node for slot %d", slot)
+		return ""
+	}
+	streamTag, sessionTag := "s0", ""
+	for i := 1; sessionTag == ""; i++ {
+		if tag := fmt.Sprintf("s%d", i); masterOf("{"+tag+"}") != masterOf("{"+streamTag+"}") {
+			sessionTag = tag
+		}
+	}
+	prefix := randomID()
+	nodes := recoveryCluster(t, cfg, clusterOpts{nodes: 2, adapter: func(o *Options) {
+		o.StreamName = "{" + streamTag + "}" + prefix
+		o.SessionKeyPrefix = "{" + sessionTag + "}" + prefix + ":"
+	}})
+	c := nodes[0].connect(t, clientOpts{}, "init", "test")
+	nodes[0].io.Emit("init")
+	offset := offsetOf(t, c.expect(t, "init"))
+	pid := drop(t, cfg, nodes[0], c)
+	n := nodes[0].nsp(t, "/")
+	if masterOf(n.stream) == masterOf(n.opts().SessionKeyPrefix+pid) {
+		t.Fatal("stream and session on the same master")
+	}
+	nodes[1].io.Emit("test", "missed")
+	c2 := reconnect(t, nodes[1], pid, offset, "test")
+	if !c2.server.Recovered() {
+		t.Fatal("not recovered")
+	}
+	if args := c2.expect(t, "test"); args[0] != "missed" {
+		t.Fatalf("got %v", args)
+	}
+}
+
+func TestRoomFilterNeverMissesAMatch(t *testing.T) {
+	f := newRoomFilter([]string{"sid1", "mine"})
+	must := []string{
+		`{"packet":{"type":2,"data":["x"]},"opts":{"rooms":[],"except":[],"flags":{}}}`,
+		`{"packet":{"type":2,"data":["x",{"rooms":["a"]}]},"opts":{"rooms":[],"except":[],"flags":{}}}`,
+		`{"opts":{"except":[],"flags":{},"rooms":["other","mine"]},"packet":{"data":["x"],"type":2}}`,
+		`{"opts":{"rooms":["sid1"]}}`,
+		`gqZwYWNrZXSCpHR5cGUC`, // msgpack: always decoded
+	}
+	for _, d := range must {
+		if !f.mayMatch(d) {
+			t.Errorf("filtered out %s", d)
+		}
+	}
+	if f.mayMatch(`{"packet":{"type":2,"data":["x"]},"opts":{"rooms":["other"],"except":[],"flags":{}}}`) {
+		t.Error("kept a broadcast to another room")
+	}
+	if g := newRoomFilter([]string{"line\u2028sep"}); !g.mayMatch(`{"opts":{"rooms":["zzz"]}}`) {
+		t.Error("filter active for a room name that encoders escape differently")
+	}
 }

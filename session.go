@@ -150,6 +150,7 @@ func decodeSession(raw string) (*socket.Session, error) {
 // broadcasts the session would have received, each with its offset appended.
 func (n *nspAdapter) missedPackets(ctx context.Context, session *socket.Session, offset, end string) ([]any, error) {
 	rooms := roomStrings(session.Rooms.Keys())
+	filter := newRoomFilter(rooms)
 	missed := []any{}
 	cursor := offset
 	for compareIDs(cursor, end) < 0 {
@@ -161,6 +162,9 @@ func (n *nspAdapter) missedPackets(ctx context.Context, session *socket.Session,
 			break // trimmed behind us: nothing more up to end
 		}
 		for i := range page {
+			if !filter.mayMatch(page[i].Fields["data"]) {
+				continue
+			}
 			if data, ok := n.replayable(&page[i], rooms); ok {
 				missed = append(missed, data)
 			}
@@ -186,6 +190,40 @@ func (n *nspAdapter) replayable(e *rdb.Entry, rooms []string) ([]any, bool) {
 	}
 	data := append(append(make([]any, 0, len(msg.Packet.Data)+1), msg.Packet.Data...), e.ID)
 	return data, true
+}
+
+// roomFilter rejects, from its JSON text alone, stream entries that cannot concern a session: a broadcast to
+// rooms that names none of the session's rooms. Anything it is not sure about (msgpack data, rooms it cannot
+// spell exactly as both Node and Go encode them) goes on to a full decode.
+type roomFilter struct {
+	quoted []string // `"room"` for each session room; nil: filter disabled
+}
+
+func newRoomFilter(rooms []string) roomFilter {
+	quoted := make([]string, 0, len(rooms))
+	for _, r := range rooms {
+		q, err := wire.EncodeJSON(r)
+		if err != nil || strings.ContainsRune(string(q), '\\') {
+			return roomFilter{} // escaped characters: encoders may differ
+		}
+		quoted = append(quoted, string(q))
+	}
+	return roomFilter{quoted: quoted}
+}
+
+// mayMatch cannot miss: a broadcast the session gets has either no rooms (its opts hold the text "rooms":[]) or
+// one of the session's rooms (its quoted name is in the text). Where those appear does not matter, so user data
+// that happens to contain them only costs a decode.
+func (f roomFilter) mayMatch(data string) bool {
+	if f.quoted == nil || !strings.HasPrefix(data, "{") || strings.Contains(data, `"rooms":[]`) {
+		return true
+	}
+	for _, q := range f.quoted {
+		if strings.Contains(data, q) {
+			return true
+		}
+	}
+	return false
 }
 
 // recoverable reports whether a packet carries an offset and is replayed: events without ack, not volatile.

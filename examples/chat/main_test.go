@@ -197,8 +197,27 @@ type event struct {
 	args []any
 }
 
+// connect opens a websocket client to the server and waits for its welcome. A handshake that stalls is retried
+// with a fresh client: clients/socket v3.0.6 now and then never reports a websocket connection open although the
+// server has accepted it (about 1 in 300 under -race; a raw websocket client never stalls against the same server).
 func connect(t *testing.T, serverURL string) *chatClient {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		c, err := tryConnect(t, serverURL, 3*time.Second)
+		if err == nil {
+			if w := c.expect(t, "welcome"); w["server"] != host(serverURL) {
+				t.Fatalf("welcome %v, want server %s", w, host(serverURL))
+			}
+			return c
+		}
+		if attempt == 3 {
+			t.Fatalf("client could not connect to %s in %d attempts: %v", serverURL, attempt, err)
+		}
+		t.Logf("connect attempt %d to %s: %v; retrying with a new client", attempt, serverURL, err)
+	}
+}
+
+func tryConnect(t *testing.T, serverURL string, wait time.Duration) (*chatClient, error) {
 	opts := client.DefaultOptions()
 	opts.SetTransports(types.NewSet(client.WebSocket))
 	opts.SetForceNew(true)
@@ -218,10 +237,12 @@ func connect(t *testing.T, serverURL string) *chatClient {
 	select {
 	case err := <-opened:
 		if err != nil {
-			t.Fatalf("engine.io open %s: %v", serverURL, err)
+			s.Disconnect()
+			return nil, fmt.Errorf("engine.io open: %w", err)
 		}
-	case <-time.After(waitLimit):
-		t.Fatalf("engine.io open %s: timed out", serverURL)
+	case <-time.After(wait):
+		s.Disconnect()
+		return nil, fmt.Errorf("engine.io open: no answer within %v", wait)
 	}
 	for _, name := range []string{"connect", "connect_error", "disconnect", "welcome", "joined", "chat", "system", "notice"} {
 		_ = s.On(types.EventName(name), func(args ...any) {
@@ -233,11 +254,16 @@ func connect(t *testing.T, serverURL string) *chatClient {
 		})
 	}
 	s.Connect()
-	c.expect(t, "connect")
-	if w := c.expect(t, "welcome"); w["server"] != host(serverURL) {
-		t.Fatalf("welcome %v, want server %s", w, host(serverURL))
+	select {
+	case e := <-c.events:
+		if e.name != "connect" {
+			t.Fatalf("client: got %q %v before connect", e.name, e.args)
+		}
+	case <-time.After(wait):
+		s.Disconnect()
+		return nil, fmt.Errorf("socket.io connect: no answer within %v", wait)
 	}
-	return c
+	return c, nil
 }
 
 func (c *chatClient) join(t *testing.T, name, room string) {
