@@ -55,7 +55,16 @@ func (c *client) record(e event) {
 // other names stay recorded: they belong to other checks.
 func (c *client) next(t testing.TB, names ...string) event {
 	t.Helper()
-	deadline := time.After(eventWait)
+	e, ok := c.nextWithin(eventWait, names...)
+	if !ok {
+		t.Fatalf("client %s: no %s event within %v", c, strings.Join(names, "/"), eventWait)
+	}
+	return e
+}
+
+// nextWithin is next with a deadline of its own; false when it passed.
+func (c *client) nextWithin(d time.Duration, names ...string) (event, bool) {
+	deadline := time.After(d)
 	for {
 		c.mu.Lock()
 		for i, e := range c.events {
@@ -63,7 +72,7 @@ func (c *client) next(t testing.TB, names ...string) event {
 				if e.name == n {
 					c.events = append(c.events[:i:i], c.events[i+1:]...)
 					c.mu.Unlock()
-					return e
+					return e, true
 				}
 			}
 		}
@@ -71,7 +80,7 @@ func (c *client) next(t testing.TB, names ...string) event {
 		select {
 		case <-c.notify:
 		case <-deadline:
-			t.Fatalf("client %s: no %s event within %v", c, strings.Join(names, "/"), eventWait)
+			return event{}, false
 		}
 	}
 }

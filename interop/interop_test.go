@@ -2,6 +2,7 @@ package interop
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"sort"
@@ -61,6 +62,10 @@ var cases = []interopCase{
 	{name: "bug_handshake_header_case", run: testHandshakeHeaderCase, origins: []string{"N0"}, bug: "the " +
 		"handshake of a Go socket reaches Node with Go's canonical header names (User-Agent), so Node code " +
 		"reading handshake.headers[\"user-agent\"] finds nothing"},
+	{name: "bug_nonfinite_binary", run: testBroadcastNonFinite, origins: []string{"N0"}, bug: "NaN/Infinity " +
+		"inside a binary broadcast from Node (msgpack float64; JSON.stringify makes them null for Node's clients) " +
+		"makes Go servers write a packet without data (servers/socket v3.0.6 ignores the json.Marshal error): " +
+		"their Go clients get nothing, their Node clients throw RangeError"},
 }
 
 // TestInterop runs every case from a Go origin (G0) and from a Node origin (N0) in a mixed cluster; every other
@@ -617,6 +622,40 @@ func testHandshakeHeaderCase(t *testing.T, tp *topo, o server) {
 			if k != strings.ToLower(k) {
 				t.Errorf("%s sees header %q of %s, not lower case", o.name(), k, d.id)
 			}
+		}
+	}
+}
+
+// testBroadcastNonFinite: NaN and ±Infinity, which JSON.stringify turns into null. Inside a binary broadcast
+// they travel as msgpack float64.
+func testBroadcastNonFinite(t *testing.T, tp *topo, o server) {
+	// Fresh clients in a room of their own: a client that got the malformed packet may stay unusable.
+	room, ev := uniq("nonfinite-room"), uniq("nonfinite")
+	var cs []*client
+	for _, s := range tp.servers {
+		for _, lang := range []string{"go", "node"} {
+			c := tp.connectWith(t, lang, s, "/", map[string]string{"rooms": room})
+			defer c.close()
+			cs = append(cs, c)
+		}
+	}
+	o.emit(t, target{to: []string{room}}, ev, math.NaN(), math.Inf(1), []byte{1}, map[string]any{"x": math.Inf(-1)})
+	m := uniq("marker")
+	o.emit(t, target{to: []string{room}}, m)
+	want := []any{nil, nil, []byte{1}, map[string]any{"x": nil}}
+	for _, c := range cs {
+		e, ok := c.nextWithin(3*time.Second, ev, m, malformedEvent)
+		switch {
+		case !ok:
+			t.Errorf("client %s: received nothing more (not even the marker sent after)", c)
+		case e.name == ev:
+			if !equal(e.args, want) {
+				t.Errorf("client %s: %s", c, show(e.args))
+			}
+		case e.name == m:
+			t.Errorf("client %s: no %s event (the marker came first)", c, ev)
+		default:
+			t.Errorf("client %s: received an event packet without data (and threw RangeError)", c)
 		}
 	}
 }

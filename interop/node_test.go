@@ -210,7 +210,11 @@ func (nc *nodeClients) read(ready chan struct{}) {
 			nc.mu.Unlock()
 			if c != nil {
 				args, _ := untag(msg["args"]).([]any)
-				c.record(event{name: msg["event"].(string), args: args, withAck: msg["withAck"] == true})
+				name, ok := msg["event"].(string)
+				if !ok {
+					name = malformedEvent // a packet without data: socket.io-client calls onAny listeners with nothing
+				}
+				c.record(event{name: name, args: args, withAck: msg["withAck"] == true})
 			}
 		case "disconnect":
 			nc.mu.Lock()
@@ -222,6 +226,9 @@ func (nc *nodeClients) read(ready chan struct{}) {
 		}
 	}
 }
+
+// malformedEvent is the name under which a Node client records an event packet it could not make sense of.
+const malformedEvent = "malformed-event"
 
 // call sends one command and waits for its reply.
 func (nc *nodeClients) call(t testing.TB, cmd map[string]any) map[string]any {

@@ -3,8 +3,10 @@ package interop
 import (
 	"encoding/base64"
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,6 +90,16 @@ func tag(v any) any {
 		return map[string]any{"$bin": base64.StdEncoding.EncodeToString(x)}
 	case time.Time:
 		return map[string]any{"$date": x.UTC().Format("2006-01-02T15:04:05.000Z")}
+	case float64:
+		switch {
+		case math.IsNaN(x):
+			return map[string]any{"$number": "NaN"}
+		case math.IsInf(x, 1):
+			return map[string]any{"$number": "Infinity"}
+		case math.IsInf(x, -1):
+			return map[string]any{"$number": "-Infinity"}
+		}
+		return x
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
@@ -131,6 +143,10 @@ func untag(v any) any {
 			}
 			if x["$fn"] == true {
 				return function{}
+			}
+			if s, ok := x["$number"].(string); ok {
+				f, _ := strconv.ParseFloat(s, 64)
+				return f
 			}
 		}
 		out := make(map[string]any, len(x))

@@ -69,7 +69,7 @@ async function main() {
   const pubsub = []; // {channel, payload}
   const sniffer = redis.duplicate();
   await sniffer.connect();
-  await sniffer.pSubscribe(PREFIX + "#*", (payload, channel) => pubsub.push({ channel, payload }), true);
+  await sniffer.pSubscribe(PREFIX + "#*", (payload, channel) => pubsub.push({ channel: channel.toString(), payload }), true);
 
   await until("2 servers", async () => (await A.io.of("/").adapter.serverCount()) === 2);
   // The readers start at "$": wait until both follow the stream.

@@ -97,4 +97,7 @@ rl.on("line", async (line) => {
   }
 });
 rl.on("close", () => process.exit(0));
+// A malformed packet from a server (an EVENT without data) makes socket.io-client throw from its event dispatch,
+// after the onAny listeners ran (they record {"event": null}); keep the other clients alive.
+process.on("uncaughtException", (err) => console.error("uncaught exception:", err));
 out({ type: "ready" });

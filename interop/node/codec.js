@@ -1,6 +1,7 @@
 "use strict";
 // Values crossing the JSON control channels keep their types: binary is {"$bin": base64}, a Date is
-// {"$date": iso}, undefined is {"$undefined": true}, a function (an ack callback) is {"$fn": true}.
+// {"$date": iso}, undefined is {"$undefined": true}, a function (an ack callback) is {"$fn": true}, NaN and
+// ±Infinity are {"$number": "NaN"}.
 
 function enc(v) {
   if (v === undefined) return { $undefined: true };
@@ -30,6 +31,7 @@ function dec(v) {
     if (keys[0] === "$bin") return Buffer.from(v.$bin, "base64");
     if (keys[0] === "$date") return new Date(v.$date);
     if (keys[0] === "$undefined") return undefined;
+    if (keys[0] === "$number") return Number(v.$number);
   }
   const out = {};
   for (const [k, x] of Object.entries(v)) out[k] = dec(x);

@@ -24,6 +24,8 @@
 //   sse-ack {event, args}              -> {err, responses}            serverSideEmit with an ack
 //   sse-reply {event, value | noAck}   -> {}                          how this server acks a serverSideEmit
 //   next-event {event, timeout}        -> {event, args, withAck} | {timeout: true}   serverSideEmit received here
+//                                                                     (takes it out of the record)
+//   events {clear?}                    -> {events: [{event, args, withAck}]}          the record, for nsp
 //   count {}                           -> {count}                     adapter.serverCount()
 //   sockets {}                         -> {sockets: [...]}            local sockets of nsp
 //   socket {id, rooms?, leave?, data?} -> {found, rooms}              join/leave/set data on a local socket
@@ -239,6 +241,12 @@ const handlers = {
   async "next-event"(io, b) {
     setupNamespace(io, b.nsp || "/");
     return nextEvent(b.nsp || "/", b.event, b.timeout);
+  },
+  async events(io, b) {
+    const nsp = b.nsp || "/";
+    const list = received.get(nsp) || [];
+    if (b.clear) received.delete(nsp);
+    return { events: list };
   },
   async count(io, b) {
     return { count: await setupNamespace(io, b.nsp || "/").adapter.serverCount() };
