@@ -218,6 +218,13 @@ func (m *Message) StreamFields(onlyPlaintext bool) ([]string, error) {
 	if !m.hasData() {
 		return fields, nil
 	}
+	if m.Type == Broadcast && m.Packet != nil && m.Opts != nil && (onlyPlaintext || !HasBinary(m.Packet.Data)) {
+		enc, err := m.broadcastJSON()
+		if err != nil {
+			return nil, fmt.Errorf("wire: encode %v: %w", m.Type, err)
+		}
+		return append(fields, "data", enc), nil
+	}
 	d, err := m.data()
 	if err != nil {
 		return nil, err

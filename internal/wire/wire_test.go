@@ -237,3 +237,39 @@ func TestValueEncodingFollowsJS(t *testing.T) {
 		t.Fatal("HasBinary")
 	}
 }
+
+// The hand-written BROADCAST envelope says what the generic encoder says.
+func TestBroadcastJSONMatchesGenericEncoding(t *testing.T) {
+	id := uint64(7)
+	timeout := int64(1500)
+	compress := false
+	cases := []*Message{
+		{Type: Broadcast, Packet: &Packet{Type: 2, Data: []any{"ev", 1, "two", map[string]any{"a": []any{true, nil}}}}, Opts: &Options{}},
+		{Type: Broadcast, Packet: &Packet{Type: 2, Data: []any{"e\"v\\\n\u2028<&>", "\x01\xff"}, Nsp: "/x", ID: &id},
+			Opts: &Options{Rooms: []string{"r\"1", "é"}, Except: []string{"s"}, Flags: Flags{Volatile: true, Compress: &compress,
+				Timeout: &timeout, ExpectSingleResponse: true}}, RequestID: "abc"},
+		{Type: Broadcast, Packet: &Packet{Type: 2}, Opts: &Options{}},
+	}
+	for i, m := range cases {
+		fast, err := m.broadcastJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := m.data()
+		if err != nil {
+			t.Fatal(err)
+		}
+		slow, err := EncodeJSON(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, errA := DecodeJSON([]byte(fast))
+		b, errB := DecodeJSON(slow)
+		if errA != nil || errB != nil || !reflect.DeepEqual(a, b) {
+			t.Errorf("case %d:\nfast %s\nslow %s", i, fast, slow)
+		}
+		if !strings.HasPrefix(fast, "{") {
+			t.Errorf("case %d does not start with {", i)
+		}
+	}
+}
