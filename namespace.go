@@ -326,11 +326,14 @@ func wirePacket(p *parser.Packet) *wire.Packet {
 	return out
 }
 
+// localPacket is the packet to deliver to local clients: values only msgpack can carry are shown as Node shows
+// them (wire.ForClients).
 func localPacket(p *wire.Packet) *parser.Packet {
 	data := p.Data
 	if data == nil {
 		data = []any{}
 	}
+	wire.ForClients(data)
 	return &parser.Packet{Type: parser.PacketType(p.Type), Data: data, Id: p.ID}
 }
 

@@ -3,6 +3,8 @@ package redisstreams
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -380,8 +382,15 @@ func handshakeToWire(h *socket.Handshake) map[string]any {
 	if h.Auth == nil {
 		auth = map[string]any{}
 	}
+	headers := flattenValues(h.Headers)
+	for k, v := range headers { // Node's header names are lower case
+		if lk := strings.ToLower(k); lk != k {
+			delete(headers, k)
+			headers[lk] = v
+		}
+	}
 	return map[string]any{
-		"headers": flattenValues(h.Headers),
+		"headers": headers,
 		"time":    h.Time,
 		"address": h.Address,
 		"xdomain": h.Xdomain,
@@ -419,7 +428,10 @@ func handshakeFromWire(m map[string]any) *socket.Handshake {
 		return h
 	}
 	if v, ok := m["headers"].(map[string]any); ok {
-		h.Headers = v
+		h.Headers = make(map[string]any, len(v))
+		for k, val := range v { // as Go's servers spell them locally
+			h.Headers[http.CanonicalHeaderKey(k)] = val
+		}
 	}
 	h.Time, _ = m["time"].(string)
 	h.Address, _ = m["address"].(string)

@@ -188,7 +188,7 @@ func (n *nspAdapter) replayable(e *rdb.Entry, rooms []string) ([]any, bool) {
 		!matchesRooms(rooms, msg.Opts.Rooms, msg.Opts.Except) {
 		return nil, false
 	}
-	data := append(append(make([]any, 0, len(msg.Packet.Data)+1), msg.Packet.Data...), e.ID)
+	data := append(append(make([]any, 0, len(msg.Packet.Data)+1), wire.ForClients(msg.Packet.Data).([]any)...), e.ID)
 	return data, true
 }
 

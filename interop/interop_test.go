@@ -3,7 +3,6 @@ package interop
 import (
 	"fmt"
 	"math"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -34,7 +33,6 @@ type interopCase struct {
 	parallel bool // waits for a timeout: run at the end, alongside the others
 	onlyWith bool // only where a config lists it
 	origins  []string
-	bug      string // a known bug: the case runs only with INTEROP_KNOWN_BUGS=1
 }
 
 var cases = []interopCase{
@@ -56,16 +54,12 @@ var cases = []interopCase{
 	{name: "broadcast_ack_timeout", run: testBroadcastAckTimeout, parallel: true},
 	{name: "namespaces", run: testNamespaces, onlyWith: true},
 
-	{name: "bug_date_rendering", run: testBroadcastDate, origins: []string{"N0"}, bug: "a Date that Node sends " +
-		"inside a binary broadcast (msgpack ext -1) reaches the clients of Go servers in Go's time format " +
-		`("2024-01-02T03:04:05.12Z"), not JS toJSON ("2024-01-02T03:04:05.120Z") as on Node servers`},
-	{name: "bug_handshake_header_case", run: testHandshakeHeaderCase, origins: []string{"N0"}, bug: "the " +
-		"handshake of a Go socket reaches Node with Go's canonical header names (User-Agent), so Node code " +
-		"reading handshake.headers[\"user-agent\"] finds nothing"},
-	{name: "bug_nonfinite_binary", run: testBroadcastNonFinite, origins: []string{"N0"}, bug: "NaN/Infinity " +
-		"inside a binary broadcast from Node (msgpack float64; JSON.stringify makes them null for Node's clients) " +
-		"makes Go servers write a packet without data (servers/socket v3.0.6 ignores the json.Marshal error): " +
-		"their Go clients get nothing, their Node clients throw RangeError"},
+	// Fixed interop bugs, kept as cases: Dates from Node reach Go-server clients in JS toJSON form; a Go socket's
+	// handshake reaches Node with lower-case header names; NaN/±Inf from Node become null instead of a packet the
+	// Go server cannot encode.
+	{name: "date_rendering", run: testBroadcastDate, origins: []string{"N0"}},
+	{name: "handshake_header_case", run: testHandshakeHeaderCase, origins: []string{"N0"}},
+	{name: "nonfinite_binary", run: testBroadcastNonFinite, origins: []string{"N0"}},
 }
 
 // TestInterop runs every case from a Go origin (G0) and from a Node origin (N0) in a mixed cluster; every other
@@ -84,9 +78,6 @@ func TestInterop(t *testing.T) {
 					origins = []string{"G0", "N0"}
 				}
 				t.Run(tc.name, func(t *testing.T) {
-					if tc.bug != "" && os.Getenv("INTEROP_KNOWN_BUGS") == "" {
-						t.Skipf("known bug (INTEROP_KNOWN_BUGS=1 runs it): %s", tc.bug)
-					}
 					if tc.parallel {
 						t.Parallel()
 					}

@@ -222,5 +222,3 @@ next:
 	}
 	return true
 }
-
-func showList(l []any) string { return show(l) }

@@ -452,3 +452,34 @@ func EncodeJSON(v any) ([]byte, error) {
 	out := buf.Bytes()
 	return out[:len(out)-1], nil
 }
+
+// ForClients makes values decoded from msgpack look to Socket.IO clients the way Node would send them: a
+// time.Time becomes its JS Date.toJSON string ("2006-01-02T15:04:05.000Z"), NaN and ±Inf become nil (JSON has no
+// such numbers, and the server's encoder would drop the whole packet). It rewrites []any and map[string]any in
+// place and returns v.
+func ForClients(v any) any {
+	return forClients(v, 0)
+}
+
+func forClients(v any, depth int) any {
+	if depth > MaxDepth {
+		return v
+	}
+	switch x := v.(type) {
+	case time.Time:
+		return x.UTC().Format("2006-01-02T15:04:05.000Z")
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = forClients(e, depth+1)
+		}
+	case map[string]any:
+		for k, e := range x {
+			x[k] = forClients(e, depth+1)
+		}
+	}
+	return v
+}
