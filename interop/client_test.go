@@ -33,6 +33,8 @@ type client struct {
 
 	answerFn func(t testing.TB, event string, value any, ack bool)
 	closeFn  func()
+	dropFn   func(t testing.TB)                // cuts the connection as a network failure would
+	stateFn  func(t testing.TB) map[string]any // Node clients: socket.io-client's recovery state
 }
 
 func newClient(lang, label string) *client {
@@ -110,6 +112,10 @@ func (c *client) answer(t testing.TB, event string, value any, ack bool) {
 
 func (c *client) close() { c.closeFn() }
 
+// drop closes the client's engine (no DISCONNECT packet): the server sees a transport close and, with connection
+// state recovery, persists the session.
+func (c *client) drop(t testing.TB) { c.dropFn(t) }
+
 // connectGo opens a Go client (clients/socket v3.0.6) over websocket and waits until it is connected.
 func connectGo(t testing.TB, label, url, nsp string, query map[string]string, auth map[string]any) *client {
 	t.Helper()
@@ -157,6 +163,7 @@ func tryConnectGo(t testing.TB, label, url, nsp string, query map[string]string,
 		}
 	}
 	c.closeFn = func() { s.Disconnect() }
+	c.dropFn = func(testing.TB) { s.Io().Engine().Close() }
 	s.OnAny(func(args ...any) {
 		if len(args) == 0 {
 			return

@@ -18,7 +18,8 @@ var configs = []struct {
 	{config: config{name: "cluster", cluster: true}, cases: []string{
 		"server_count", "broadcast_all", "broadcast_binary", "broadcast_date", "broadcast_room", "broadcast_except",
 		"sockets_join", "sockets_leave", "disconnect_sockets", "fetch_sockets", "remote_socket", "server_side_emit",
-		"server_side_emit_ack", "broadcast_ack", "broadcast_ack_no_client", "broadcast_ack_timeout"}},
+		"server_side_emit_ack", "broadcast_ack", "broadcast_ack_no_client", "broadcast_ack_timeout",
+		"large_string", "large_binary", "number_fidelity", "wire_form"}},
 	{config: config{name: "cluster-streamcount5", cluster: true, streamCount: 5,
 		namespaces: []string{"/custom", "/namespace-1", "/namespace-2"}}, cases: []string{
 		"server_count", "broadcast_all", "namespaces"}},
@@ -53,6 +54,10 @@ var cases = []interopCase{
 	{name: "broadcast_ack_no_client", run: testBroadcastAckNoClient},
 	{name: "broadcast_ack_timeout", run: testBroadcastAckTimeout, parallel: true},
 	{name: "namespaces", run: testNamespaces, onlyWith: true},
+	{name: "large_string", run: testLargeString},
+	{name: "large_binary", run: testLargeBinary},
+	{name: "number_fidelity", run: testNumberFidelity},
+	{name: "wire_form", run: testWireForm, origins: []string{"G0"}},
 
 	// Fixed interop bugs, kept as cases: Dates from Node reach Go-server clients in JS toJSON form; a Go socket's
 	// handshake reaches Node with lower-case header names; NaN/±Inf from Node become null instead of a packet the

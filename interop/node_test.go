@@ -295,6 +295,8 @@ func (nc *nodeClients) connect(t testing.TB, label, url, nsp string, query map[s
 			nc.mu.Unlock()
 		}
 	}
+	c.dropFn = func(t testing.TB) { nc.call(t, map[string]any{"cmd": "drop", "cid": cid}) }
+	c.stateFn = func(t testing.TB) map[string]any { return nc.call(t, map[string]any{"cmd": "state", "cid": cid}) }
 	if query == nil {
 		query = map[string]string{}
 	}

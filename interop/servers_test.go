@@ -36,6 +36,7 @@ type details struct {
 	rooms     []string // sorted
 	data      any
 	handshake map[string]any
+	recovered bool // local sockets only: connection state recovered
 }
 
 // ackResult is the outcome of an operation with acknowledgements.
@@ -96,7 +97,7 @@ type sseReplyCfg struct {
 	ack   bool
 }
 
-func startGoServer(t testing.TB, label string, rc redis.UniversalClient, opts redisstreams.Options, namespaces []string) *goServer {
+func startGoServer(t testing.TB, label string, rc redis.UniversalClient, opts redisstreams.Options, namespaces []string, recovery bool) *goServer {
 	t.Helper()
 	a, err := redisstreams.New(rc, opts)
 	if err != nil {
@@ -104,6 +105,9 @@ func startGoServer(t testing.TB, label string, rc redis.UniversalClient, opts re
 	}
 	so := socket.DefaultServerOptions()
 	so.SetAdapter(a)
+	if recovery {
+		so.SetConnectionStateRecovery(socket.DefaultConnectionStateRecovery())
+	}
 	g := &goServer{label: label, adapter: a, io: socket.NewServer(nil, so), sseChans: map[string]chan []any{}, replies: map[string]*sseReplyCfg{}}
 	for _, n := range append([]string{"/"}, namespaces...) {
 		g.setupNamespace(n)
@@ -354,7 +358,9 @@ func (g *goServer) local(t testing.TB, nsp, id string) (details, bool) {
 	if s == nil {
 		return details{}, false
 	}
-	return goDetails(s.Id(), s.Rooms().Keys(), s.Data(), s.Handshake()), true
+	d := goDetails(s.Id(), s.Rooms().Keys(), s.Data(), s.Handshake())
+	d.recovered = s.Recovered()
+	return d, true
 }
 
 func (g *goServer) socketJoin(t testing.TB, nsp, id string, rs ...string) {
@@ -436,10 +442,11 @@ type nodeDetails struct {
 	Handshake map[string]any `json:"handshake"`
 	Rooms     []string       `json:"rooms"`
 	Data      any            `json:"data"`
+	Recovered bool           `json:"recovered"`
 }
 
 func (d nodeDetails) details() details {
-	out := details{id: d.ID, rooms: slices.Sorted(slices.Values(d.Rooms)), data: untag(d.Data)}
+	out := details{id: d.ID, rooms: slices.Sorted(slices.Values(d.Rooms)), data: untag(d.Data), recovered: d.Recovered}
 	if h, ok := untag(d.Handshake).(map[string]any); ok {
 		out.handshake = h
 	}

@@ -23,7 +23,13 @@ type config struct {
 	streamCount int
 	sharded     bool
 	namespaces  []string // besides "/", each with its own clients
+	// recovery: connection state recovery on every server (which then appends offsets to broadcasts), and only
+	// two servers, G0 and N0.
+	recovery bool
 }
+
+// nodeRecoveryMs is the Node servers' maxDisconnectionDuration when recovery is on.
+const nodeRecoveryMs = 60000
 
 // goRequestsTimeout is the Go servers' RequestsTimeout (Node's is fixed at 5 s).
 const goRequestsTimeout = 3 * time.Second
@@ -62,7 +68,10 @@ func (cfg config) newRedis(t testing.TB) redis.UniversalClient {
 
 func (cfg config) nodeEnv(prefix string) []string {
 	env := []string{"STREAM_NAME=" + prefix, "CHANNEL_PREFIX=" + prefix, "BLOCK_TIME_IN_MS=1000",
-		"NAMESPACES=" + strings.Join(cfg.namespaces, ",")}
+		"NAMESPACES=" + strings.Join(cfg.namespaces, ","), "SESSION_KEY_PREFIX=" + prefix + ":session:"}
+	if cfg.recovery {
+		env = append(env, "RECOVERY_MS="+strconv.Itoa(nodeRecoveryMs))
+	}
 	if cfg.cluster {
 		env = append(env, "REDIS_CLUSTER="+strings.Join(cluster.Addrs(), ","))
 	} else {
@@ -95,17 +104,26 @@ func startTopo(t *testing.T, cfg config) *topo {
 	tp := &topo{cfg: cfg, prefix: "interop-" + randomHex(4), clients: map[string][]*client{}}
 	// Node processes boot in parallel with everything else.
 	waitN0 := spawnNodeServer(t, "N0", cfg.nodeEnv(tp.prefix))
-	waitN1 := spawnNodeServer(t, "N1", cfg.nodeEnv(tp.prefix))
+	var waitN1 func() *nodeServer
+	if !cfg.recovery {
+		waitN1 = spawnNodeServer(t, "N1", cfg.nodeEnv(tp.prefix))
+	}
 	tp.nc = startNodeClients(t)
-	g0 := startGoServer(t, "G0", cfg.newRedis(t), cfg.goOptions(t, tp.prefix), cfg.namespaces)
-	g1 := startGoServer(t, "G1", cfg.newRedis(t), cfg.goOptions(t, tp.prefix), cfg.namespaces)
-	tp.servers = []server{g0, waitN0(), g1, waitN1()}
+	g0 := startGoServer(t, "G0", cfg.newRedis(t), cfg.goOptions(t, tp.prefix), cfg.namespaces, cfg.recovery)
+	if cfg.recovery {
+		tp.servers = []server{g0, waitN0()}
+	} else {
+		g1 := startGoServer(t, "G1", cfg.newRedis(t), cfg.goOptions(t, tp.prefix), cfg.namespaces, false)
+		tp.servers = []server{g0, waitN0(), g1, waitN1()}
+	}
 
 	namespaces := append([]string{"/"}, cfg.namespaces...)
 	// Every server subscribed on every namespace: the cluster is formed.
 	for _, nsp := range namespaces {
 		for _, s := range tp.servers {
-			waitFor(t, fmt.Sprintf("%s to count 4 servers on %s", s.name(), nsp), func() bool { return s.count(t, nsp) == 4 })
+			waitFor(t, fmt.Sprintf("%s to count %d servers on %s", s.name(), len(tp.servers), nsp), func() bool {
+				return s.count(t, nsp) == len(tp.servers)
+			})
 		}
 	}
 	for _, nsp := range namespaces {

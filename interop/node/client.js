@@ -8,6 +8,8 @@
 //   {"seq":3,"cmd":"answer","cid":"c1","event":"ev","noAck":true}      never ack "ev" (the default)
 //   {"seq":4,"cmd":"disconnect","cid":"c1"}
 //   {"seq":5,"cmd":"emit","cid":"c1","event":"ev","args":[...]}
+//   {"seq":6,"cmd":"state","cid":"c1"}        -> {"id", "connected", "pid", "offset", "recovered"} (recovery state)
+//   {"seq":7,"cmd":"drop","cid":"c1"}         cuts the connection as a network failure would (engine.close())
 // stdout, besides replies, every event a client receives, in order:
 //   {"type":"event","cid":"c1","event":"ev","args":[...],"withAck":false}
 //   {"type":"disconnect","cid":"c1","reason":"io server disconnect"}
@@ -70,6 +72,18 @@ const commands = {
   async disconnect(cmd) {
     const c = clients.get(cmd.cid);
     if (c) c.socket.disconnect();
+    return {};
+  },
+  async state(cmd) {
+    const c = clients.get(cmd.cid);
+    if (!c) throw new Error("unknown client " + cmd.cid);
+    const s = c.socket;
+    return { id: s.id, connected: s.connected, pid: s._pid, offset: s._lastOffset, recovered: s.recovered };
+  },
+  async drop(cmd) {
+    const c = clients.get(cmd.cid);
+    if (!c) throw new Error("unknown client " + cmd.cid);
+    c.socket.io.engine.close();
     return {};
   },
   async emit(cmd) {

@@ -7,6 +7,8 @@
 //   PORT              listening port (default 0: any free port)
 //   STREAM_NAME, CHANNEL_PREFIX, STREAM_COUNT, USE_SHARDED_PUBSUB (1/true), READ_COUNT, BLOCK_TIME_IN_MS, MAX_LEN
 //   NAMESPACES        extra namespaces to create at start, comma separated ("/" always exists)
+//   SESSION_KEY_PREFIX  the adapter's sessionKeyPrefix
+//   RECOVERY_MS       enables connection state recovery with that maxDisconnectionDuration (default: disabled)
 //
 // Prints "READY <port>" on stdout once the server listens and Redis is connected. Exits when stdin closes.
 //
@@ -27,7 +29,7 @@
 //                                                                     (takes it out of the record)
 //   events {clear?}                    -> {events: [{event, args, withAck}]}          the record, for nsp
 //   count {}                           -> {count}                     adapter.serverCount()
-//   sockets {}                         -> {sockets: [...]}            local sockets of nsp
+//   sockets {}                         -> {sockets: [...]}            local sockets of nsp (with "recovered")
 //   socket {id, rooms?, leave?, data?} -> {found, rooms}              join/leave/set data on a local socket
 //   of {}                              -> {}                          create namespace nsp
 const http = require("http");
@@ -58,6 +60,7 @@ function adapterOptions() {
   if (int(cfg.READ_COUNT)) o.readCount = int(cfg.READ_COUNT);
   if (int(cfg.BLOCK_TIME_IN_MS)) o.blockTimeInMs = int(cfg.BLOCK_TIME_IN_MS);
   if (int(cfg.MAX_LEN)) o.maxLen = int(cfg.MAX_LEN);
+  if (cfg.SESSION_KEY_PREFIX) o.sessionKeyPrefix = cfg.SESSION_KEY_PREFIX;
   return o;
 }
 
@@ -148,6 +151,7 @@ function details(s) {
     handshake: enc(s.handshake),
     rooms: [...s.rooms],
     data: enc(s.data),
+    recovered: s.recovered, // undefined (so absent) for a RemoteSocket
   };
 }
 
@@ -271,7 +275,9 @@ const handlers = {
 async function main() {
   const client = await redisClient();
   const httpServer = http.createServer();
-  const io = new Server(httpServer, { adapter: createAdapter(client, adapterOptions()) });
+  const opts = { adapter: createAdapter(client, adapterOptions()) };
+  if (int(cfg.RECOVERY_MS)) opts.connectionStateRecovery = { maxDisconnectionDuration: int(cfg.RECOVERY_MS) };
+  const io = new Server(httpServer, opts);
   setupNamespace(io, "/");
   for (const n of (cfg.NAMESPACES || "").split(",")) if (n) setupNamespace(io, n);
 
@@ -279,6 +285,7 @@ async function main() {
     if (!req.url.startsWith("/ctl/")) return; // socket.io's own listener answers /socket.io/
     const op = req.url.slice(5).split("?")[0];
     let body = "";
+    req.setEncoding("utf8"); // decodes across chunk boundaries (body += buffer would split UTF-8 sequences)
     req.on("data", (c) => (body += c));
     req.on("end", async () => {
       let status = 200;
