@@ -296,6 +296,7 @@ func (s *goRedisSubscriber) Subscribe(ctx context.Context, channels ...string) e
 		return ErrClosed
 	}
 	var waits []chan struct{}
+	var fresh []string // sharded: channels that need a connection of their own
 	for _, c := range channels {
 		if _, ok := s.subs[c]; ok {
 			continue // sharded and already subscribed: no new confirmation will come
@@ -303,38 +304,58 @@ func (s *goRedisSubscriber) Subscribe(ctx context.Context, channels ...string) e
 		w := make(chan struct{})
 		waits = append(waits, w)
 		s.waiters[c] = append(s.waiters[c], w)
+		fresh = append(fresh, c)
 	}
+	if !s.g.sharded && s.shared == nil {
+		s.shared = s.start(s.g.client.Subscribe(ctx)) // no I/O until the first channel
+	}
+	shared := s.shared
+	s.mu.Unlock()
+
+	// Network calls happen outside s.mu: the delivery goroutines need it to confirm subscriptions.
 	var err error
 	if s.g.sharded {
-		for _, c := range channels {
-			if _, ok := s.subs[c]; ok {
-				continue
-			}
+		for _, c := range fresh {
 			ps := s.g.client.SSubscribe(ctx)
 			if err = ps.SSubscribe(ctx, c); err != nil {
 				_ = ps.Close()
 				break
 			}
+			s.mu.Lock()
+			_, dup := s.subs[c]
+			if s.closed || dup {
+				s.mu.Unlock()
+				_ = ps.Close()
+				continue
+			}
 			s.subs[c] = s.start(ps)
+			s.mu.Unlock()
 		}
 	} else {
-		if s.shared == nil {
-			s.shared = s.start(s.g.client.Subscribe(ctx))
-		}
-		err = s.shared.ps.Subscribe(ctx, channels...)
+		err = shared.ps.Subscribe(ctx, channels...)
 	}
-	s.mu.Unlock()
 	if err != nil {
+		s.dropWaiters(channels)
 		return fmt.Errorf("rdb: subscribe %v: %w", channels, err)
 	}
 	for _, w := range waits {
 		select {
 		case <-w:
 		case <-ctx.Done():
+			s.dropWaiters(channels)
 			return fmt.Errorf("rdb: subscribe %v not confirmed: %w", channels, ctx.Err())
 		}
 	}
 	return nil
+}
+
+// dropWaiters forgets the confirmations a failed Subscribe was waiting for.
+func (s *goRedisSubscriber) dropWaiters(channels []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range channels {
+		delete(s.waiters, c)
+	}
 }
 
 func (s *goRedisSubscriber) Unsubscribe(ctx context.Context, channels ...string) error {

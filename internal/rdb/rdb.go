@@ -34,7 +34,7 @@ type Op struct {
 // Client is what the adapter asks of Redis. Implementations must be safe for concurrent use.
 type Client interface {
 	// Batch sends every operation of the batch in one round trip where the client allows it (one per cluster
-	// node), in order, and fills in each operation's ID or Err.
+	// node), in order per node (so per stream), and fills in each operation's ID or Err.
 	Batch(ctx context.Context, batch []*Op)
 	// XRange returns at most count entries between start and end (Redis range syntax, "(" for exclusive).
 	XRange(ctx context.Context, stream, start, end string, count int64) ([]Entry, error)

@@ -1,0 +1,715 @@
+package rdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Rueidis serves Client with a rueidis client: standalone, sentinel or cluster (rueidis.NewClient picks the mode).
+type Rueidis struct {
+	client  rueidis.Client
+	sharded bool
+	cluster bool
+}
+
+var _ Client = (*Rueidis)(nil)
+
+// NewRueidis wraps client. sharded selects SPUBLISH/SSUBSCRIBE/SHARDNUMSUB. The client stays the caller's: nothing
+// here closes it.
+func NewRueidis(client rueidis.Client, sharded bool) (*Rueidis, error) {
+	if client == nil {
+		return nil, errors.New("rdb: nil rueidis client")
+	}
+	return &Rueidis{client: client, sharded: sharded, cluster: client.Mode() == rueidis.ClientModeCluster}, nil
+}
+
+// Batch implements Client. rueidis pipelines a DoMulti in one round trip per node, and returns the results in
+// the order of the commands.
+//
+// rueidis retries only read-only commands after a connection error. As go-redis retries every command a few
+// times, the operations that failed on a connection error are sent again, up to writeRetries times, after a short
+// pause (the broken connection is replaced meanwhile). Either way, delivery across a connection failure is at
+// least once: an XADD whose reply was lost may be applied twice.
+func (r *Rueidis) Batch(ctx context.Context, batch []*Op) {
+	r.batch(ctx, batch)
+	for attempt := range writeRetries {
+		var again []*Op
+		for _, op := range batch {
+			if retryable(ctx, op.Err) {
+				again = append(again, op)
+			}
+		}
+		if len(again) == 0 || !pause(ctx, attempt) {
+			return
+		}
+		r.batch(ctx, again)
+		batch = again
+	}
+}
+
+// writeRetries is how many times a write that failed on a connection error is sent again, as go-redis's
+// default MaxRetries.
+const writeRetries = 3
+
+// pause waits before retry attempt (0-based): 10ms, 40ms, 160ms. False when ctx ended first.
+func pause(ctx context.Context, attempt int) bool {
+	t := time.NewTimer(10 * time.Millisecond << (2 * attempt))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// retry runs do again, as Batch does for writes, while it fails on a connection error.
+func retry(ctx context.Context, do func() error) error {
+	err := do()
+	for attempt := 0; attempt < writeRetries && retryable(ctx, err); attempt++ {
+		if !pause(ctx, attempt) {
+			break
+		}
+		err = do()
+	}
+	return err
+}
+
+// retryable tells whether a command that failed with err may succeed on another connection.
+func retryable(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil || rueidis.IsRedisNil(err) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	_, redisErr := rueidis.IsRedisErr(err)
+	return !redisErr
+}
+
+func (r *Rueidis) batch(ctx context.Context, batch []*Op) {
+	switch len(batch) {
+	case 0:
+		return
+	case 1:
+		batch[0].fill(r.client.Do(ctx, r.build(batch[0])))
+		return
+	}
+	// A cluster client refuses a DoMulti that mixes commands without a slot (PUBLISH) with commands of several
+	// slots (it panics): such a batch goes out as two DoMultis at once. Across nodes there is no order anyway.
+	if r.cluster && !r.sharded {
+		var keyed, keyless []*Op
+		for _, op := range batch {
+			if op.Channel != "" {
+				keyless = append(keyless, op)
+			} else {
+				keyed = append(keyed, op)
+			}
+		}
+		if len(keyed) > 0 && len(keyless) > 0 {
+			var wg sync.WaitGroup
+			wg.Go(func() { r.multi(ctx, keyless) })
+			r.multi(ctx, keyed)
+			wg.Wait()
+			return
+		}
+	}
+	r.multi(ctx, batch)
+}
+
+func (r *Rueidis) multi(ctx context.Context, batch []*Op) {
+	cmds := make(rueidis.Commands, len(batch))
+	for i, op := range batch {
+		cmds[i] = r.build(op)
+	}
+	for i, res := range r.client.DoMulti(ctx, cmds...) {
+		batch[i].fill(res)
+	}
+}
+
+// build turns an operation into its command: XADD, PUBLISH or SPUBLISH.
+func (r *Rueidis) build(op *Op) rueidis.Completed {
+	b := r.client.B()
+	if op.Channel != "" {
+		if r.sharded {
+			return b.Spublish().Channel(op.Channel).Message(string(op.Payload)).Build()
+		}
+		return b.Publish().Channel(op.Channel).Message(string(op.Payload)).Build()
+	}
+	key := b.Xadd().Key(op.Stream)
+	if op.MaxLen > 0 {
+		return xaddFields(key.Maxlen().Almost().Threshold(strconv.FormatInt(op.MaxLen, 10)).Id("*").FieldValue(), op.Fields)
+	}
+	return xaddFields(key.Id("*").FieldValue(), op.Fields)
+}
+
+// xaddFields appends field/value pairs to an XADD (the builder's step type is not exported).
+func xaddFields[T interface {
+	FieldValue(field, value string) T
+	Build() rueidis.Completed
+}](fv T, fields []string) rueidis.Completed {
+	for i := 0; i+1 < len(fields); i += 2 {
+		fv = fv.FieldValue(fields[i], fields[i+1])
+	}
+	return fv.Build()
+}
+
+// fill copies a finished command's outcome into its operation.
+func (op *Op) fill(res rueidis.RedisResult) {
+	op.ID, op.Err = "", nil
+	if op.Channel != "" {
+		if err := res.Error(); err != nil {
+			op.Err = fmt.Errorf("rdb: publish %s: %w", op.Channel, err)
+		}
+		return
+	}
+	id, err := res.ToString()
+	if err != nil {
+		op.Err = fmt.Errorf("rdb: xadd %s: %w", op.Stream, err)
+		return
+	}
+	op.ID = id
+}
+
+// XRange implements Client.
+func (r *Rueidis) XRange(ctx context.Context, stream, start, end string, count int64) ([]Entry, error) {
+	cmd := r.client.B().Xrange().Key(stream).Start(start).End(end)
+	var c rueidis.Completed
+	if count > 0 {
+		c = cmd.Count(count).Build()
+	} else {
+		c = cmd.Build()
+	}
+	msgs, err := r.client.Do(ctx, c).AsXRange()
+	if err != nil {
+		return nil, fmt.Errorf("rdb: xrange %s: %w", stream, err)
+	}
+	return fromXRange(msgs), nil
+}
+
+// LastID implements Client.
+func (r *Rueidis) LastID(ctx context.Context, stream string) (string, error) {
+	msgs, err := r.client.Do(ctx, r.client.B().Xrevrange().Key(stream).End("+").Start("-").Count(1).Build()).AsXRange()
+	if err != nil {
+		return "", fmt.Errorf("rdb: xrevrange %s: %w", stream, err)
+	}
+	if len(msgs) == 0 {
+		return "0-0", nil
+	}
+	return msgs[0].ID, nil
+}
+
+// Publish implements Client.
+func (r *Rueidis) Publish(ctx context.Context, channel string, payload []byte) error {
+	op := &Op{Channel: channel, Payload: payload}
+	r.Batch(ctx, []*Op{op})
+	return op.Err
+}
+
+// NumSub implements Client. A subscriber is counted only by the node its connection is on: every node the client
+// knows is asked (replicas included), at once.
+func (r *Rueidis) NumSub(ctx context.Context, channel string) (int64, error) {
+	nodes := r.client.Nodes()
+	if len(nodes) == 0 {
+		return 0, errors.New("rdb: numsub: no Redis node known")
+	}
+	var (
+		mu    sync.Mutex
+		total int64
+		errs  []error
+		wg    sync.WaitGroup
+	)
+	for addr, node := range nodes {
+		wg.Go(func() {
+			var cmd rueidis.Completed
+			if r.sharded {
+				cmd = node.B().PubsubShardnumsub().Channel(channel).Build()
+			} else {
+				cmd = node.B().PubsubNumsub().Channel(channel).Build()
+			}
+			m, err := node.Do(ctx, cmd).AsIntMap()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("rdb: numsub %s on %s: %w", channel, addr, err))
+				return
+			}
+			total += m[channel]
+		})
+	}
+	wg.Wait()
+	return total, errors.Join(errs...)
+}
+
+// Set implements Client. A ttl <= 0 stores the value without expiry.
+func (r *Rueidis) Set(ctx context.Context, key, value string, ttl time.Duration) error {
+	set := func() rueidis.Completed { // a command is recycled once sent: one per attempt
+		cmd := r.client.B().Set().Key(key).Value(value)
+		if ttl > 0 {
+			return cmd.PxMilliseconds(max(1, ttl.Milliseconds())).Build()
+		}
+		return cmd.Build()
+	}
+	err := retry(ctx, func() error { return r.client.Do(ctx, set()).Error() }) // see Batch
+	if err != nil {
+		return fmt.Errorf("rdb: set %s: %w", key, err)
+	}
+	return nil
+}
+
+// GetDel implements Client.
+func (r *Rueidis) GetDel(ctx context.Context, key string) (string, bool, error) {
+	// Retried as Batch does. If an attempt was applied but its reply lost, the next finds nothing: no session,
+	// which is what the failure would have meant anyway.
+	var v string
+	err := retry(ctx, func() (err error) {
+		v, err = r.client.Do(ctx, r.client.B().Getdel().Key(key).Build()).ToString()
+		return err
+	})
+	if rerr, ok := rueidis.IsRedisErr(err); ok && strings.Contains(strings.ToLower(rerr.Error()), "unknown command") {
+		// Redis < 6.2: the MULTI/GET/DEL form Node uses, on a connection of its own.
+		v, err = r.getDelMulti(ctx, key)
+	}
+	if rueidis.IsRedisNil(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("rdb: getdel %s: %w", key, err)
+	}
+	return v, true, nil
+}
+
+func (r *Rueidis) getDelMulti(ctx context.Context, key string) (v string, err error) {
+	err = r.client.Dedicated(func(c rueidis.DedicatedClient) error {
+		res := c.DoMulti(ctx,
+			c.B().Multi().Build(),
+			c.B().Get().Key(key).Build(),
+			c.B().Del().Key(key).Build(),
+			c.B().Exec().Build())
+		for _, x := range res[:3] {
+			if err := x.Error(); err != nil {
+				return err
+			}
+		}
+		replies, err := res[3].ToArray()
+		if err != nil {
+			return err
+		}
+		if len(replies) != 2 {
+			return fmt.Errorf("EXEC returned %d replies, want 2", len(replies))
+		}
+		v, err = replies[0].ToString()
+		return err
+	})
+	return v, err
+}
+
+// NewReader implements Client. The reads are blocking commands, which rueidis sends on connections of its
+// blocking pool, never on the pipelined ones; Close cancels the read in progress (rueidis then drops that
+// connection).
+func (r *Rueidis) NewReader() (Reader, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &rueidisReader{client: r.client, ctx: ctx, cancel: cancel}, nil
+}
+
+type rueidisReader struct {
+	client rueidis.Client
+	ctx    context.Context // done once the reader is closed
+	cancel context.CancelFunc
+}
+
+func (r *rueidisReader) Read(ctx context.Context, stream, lastID string, count int64, block time.Duration) ([]Entry, error) {
+	if r.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	// rueidis aborts a blocking command at once when its context is cancelled, but a context with a deadline
+	// is applied as a socket deadline instead, which cancellation does not cut short. The command's context
+	// therefore has no deadline: the caller's deadline, the caller's cancellation and Close all cancel it.
+	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stopCaller := context.AfterFunc(ctx, cancel)
+	defer stopCaller()
+	stopClose := context.AfterFunc(r.ctx, cancel)
+	defer stopClose()
+
+	// XREAD is built as an arbitrary command so that it is not marked read-only: rueidis retries a read-only
+	// command after a connection error until its context ends, which for a context without deadline is until
+	// Redis is back. The adapter's reader retries by itself, with a backoff, and counts the failures.
+	args := make([]string, 0, 5)
+	if count > 0 {
+		args = append(args, "COUNT", strconv.FormatInt(count, 10))
+	}
+	if block > 0 {
+		args = append(args, "BLOCK", strconv.FormatInt(max(1, block.Milliseconds()), 10))
+	}
+	b := r.client.B().Arbitrary("XREAD").Args(append(args, "STREAMS")...).Keys(stream).Args(lastID)
+	var cmd rueidis.Completed
+	if block > 0 {
+		cmd = b.Blocking() // sent on a connection of the blocking pool
+	} else {
+		cmd = b.Build()
+	}
+	res, err := r.client.Do(cctx, cmd).AsXRead()
+	if rueidis.IsRedisNil(err) {
+		return nil, nil // BLOCK timed out
+	}
+	if err != nil {
+		switch {
+		case r.ctx.Err() != nil:
+			return nil, fmt.Errorf("rdb: xread %s: %w", stream, ErrClosed)
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("rdb: xread %s: %w", stream, ctx.Err())
+		}
+		return nil, fmt.Errorf("rdb: xread %s: %w", stream, err)
+	}
+	return fromXRange(res[stream]), nil
+}
+
+func (r *rueidisReader) Close() error {
+	r.cancel()
+	return nil
+}
+
+func fromXRange(msgs []rueidis.XRangeEntry) []Entry {
+	out := make([]Entry, len(msgs))
+	for i, m := range msgs {
+		fields := m.FieldValues
+		if fields == nil {
+			fields = map[string]string{}
+		}
+		out[i] = Entry{ID: m.ID, Fields: fields}
+	}
+	return out
+}
+
+// NewSubscriber implements Client. Every subscription lives on a dedicated connection (Client.Dedicate) with
+// PUB/SUB hooks, which reconnects and resubscribes on its own. Regular PUB/SUB shares one connection for every
+// channel; sharded PUB/SUB takes one connection per channel, since each channel may live on a different cluster
+// node.
+func (r *Rueidis) NewSubscriber(handle func(channel string, payload []byte)) Subscriber {
+	return &rueidisSubscriber{r: r, handle: handle, subs: map[string]*rueidisPubSub{},
+		waiters: map[string][]chan struct{}{}, done: make(chan struct{})}
+}
+
+const (
+	// rueidisQueue is how many messages a connection buffers for its delivery goroutine, like go-redis's channel.
+	rueidisQueue = 4096
+	// rueidisResubscribeTimeout bounds the SUBSCRIBE sent after each (re)connection.
+	rueidisResubscribeTimeout = 10 * time.Second
+	rueidisMinBackoff         = 50 * time.Millisecond
+	rueidisMaxBackoff         = 2 * time.Second
+)
+
+type rueidisSubscriber struct {
+	r      *Rueidis
+	handle func(channel string, payload []byte)
+
+	mu      sync.Mutex
+	closed  bool
+	done    chan struct{}             // closed by Close
+	shared  *rueidisPubSub            // regular PUB/SUB
+	subs    map[string]*rueidisPubSub // sharded: one per channel
+	waiters map[string][]chan struct{}
+	wg      sync.WaitGroup
+}
+
+// rueidisPubSub is one dedicated connection and the channels it must be subscribed to. Its run goroutine
+// (re)connects and subscribes; its deliver goroutine passes messages to the handler, so that a slow handler does
+// not stall the connection's reads (its PINGs and subscription confirmations).
+type rueidisPubSub struct {
+	s        *rueidisSubscriber
+	channels map[string]struct{}     // wanted; guarded by s.mu
+	dc       rueidis.DedicatedClient // current connection, nil while (re)connecting; guarded by s.mu
+	lastErr  error                   // why the last connection or SUBSCRIBE failed; guarded by s.mu
+	msgs     chan rueidis.PubSubMessage
+	kick     chan struct{}   // asks run for a new connection
+	ctx      context.Context // done once the connection is no longer wanted
+	stop     context.CancelFunc
+	done     chan struct{} // closed when run returns: the connection is closed
+}
+
+func (s *rueidisSubscriber) start(channels ...string) *rueidisPubSub {
+	ctx, stop := context.WithCancel(context.Background())
+	p := &rueidisPubSub{s: s, channels: map[string]struct{}{}, msgs: make(chan rueidis.PubSubMessage, rueidisQueue),
+		kick: make(chan struct{}, 1), ctx: ctx, stop: stop, done: make(chan struct{})}
+	for _, c := range channels {
+		p.channels[c] = struct{}{}
+	}
+	s.wg.Go(p.run)
+	s.wg.Go(p.deliver)
+	return p
+}
+
+func (p *rueidisPubSub) subscribeCmd(c rueidis.CoreClient, channels []string) rueidis.Completed {
+	if p.s.r.sharded {
+		return c.B().Ssubscribe().Channel(channels...).Build()
+	}
+	return c.B().Subscribe().Channel(channels...).Build()
+}
+
+// run keeps one connection subscribed to the wanted channels until stopped, replacing it whenever it fails.
+func (p *rueidisPubSub) run() {
+	defer close(p.done)
+	failures := 0
+	for p.ctx.Err() == nil {
+		dc, _ := p.s.r.client.Dedicate()
+		errs := dc.SetPubSubHooks(rueidis.PubSubHooks{OnMessage: p.onMessage, OnSubscription: p.onSubscription})
+		p.s.mu.Lock()
+		channels := slices.Sorted(maps.Keys(p.channels))
+		p.dc = dc
+		p.s.mu.Unlock()
+
+		var err error
+		if len(channels) > 0 {
+			// Returns once Redis confirmed the first channel; onSubscription sees every confirmation.
+			ctx, cancel := context.WithTimeout(p.ctx, rueidisResubscribeTimeout)
+			err = dc.Do(ctx, p.subscribeCmd(dc, channels)).Error()
+			cancel()
+		}
+		up := time.Now()
+		if err == nil {
+			select {
+			case e := <-errs:
+				err = e
+				if err == nil {
+					err = rueidis.ErrClosing
+				}
+			case <-p.kick:
+				err = errors.New("rdb: sharded subscription moved")
+			case <-p.ctx.Done():
+			}
+		}
+		p.s.mu.Lock()
+		p.dc = nil
+		if err != nil {
+			p.lastErr = err
+		}
+		p.s.mu.Unlock()
+		dc.Close() // closes the connection: a subscribed one is never put back in the pool
+		for range errs {
+			// closed once the hooks are no longer called
+		}
+		if time.Since(up) > 10*time.Second {
+			failures = 0
+		}
+		failures++
+		t := time.NewTimer(min(rueidisMinBackoff<<min(failures-1, 10), rueidisMaxBackoff))
+		select {
+		case <-t.C:
+		case <-p.ctx.Done():
+			t.Stop()
+		}
+	}
+}
+
+// onMessage runs on the connection's read goroutine: it only queues. A full queue blocks the reads (Redis keeps
+// the backlog in the connection's output buffer) rather than dropping messages.
+func (p *rueidisPubSub) onMessage(m rueidis.PubSubMessage) {
+	select {
+	case p.msgs <- m:
+	case <-p.ctx.Done():
+	}
+}
+
+func (p *rueidisPubSub) onSubscription(s rueidis.PubSubSubscription) {
+	switch s.Kind {
+	case "subscribe", "ssubscribe":
+		p.s.confirm(s.Channel)
+	case "sunsubscribe":
+		// Redis drops the sharded subscriptions of a slot that moved to another node: subscribe again there.
+		p.s.mu.Lock()
+		_, wanted := p.channels[s.Channel]
+		p.s.mu.Unlock()
+		if wanted {
+			select {
+			case p.kick <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (p *rueidisPubSub) deliver() {
+	for {
+		select {
+		case m := <-p.msgs:
+			p.s.handle(m.Channel, []byte(m.Message))
+		case <-p.ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *rueidisSubscriber) confirm(channel string) {
+	s.mu.Lock()
+	ws := s.waiters[channel]
+	delete(s.waiters, channel)
+	s.mu.Unlock()
+	for _, w := range ws {
+		close(w)
+	}
+}
+
+func (s *rueidisSubscriber) Subscribe(ctx context.Context, channels ...string) error {
+	if len(channels) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	var waits []chan struct{}
+	wait := func(c string) {
+		w := make(chan struct{})
+		waits = append(waits, w)
+		s.waiters[c] = append(s.waiters[c], w)
+	}
+	var (
+		conns []*rueidisPubSub // the connections that will confirm
+		dc    rueidis.DedicatedClient
+	)
+	if s.r.sharded {
+		for _, c := range channels {
+			if _, ok := s.subs[c]; ok {
+				continue // already subscribed: no new confirmation will come
+			}
+			wait(c)
+			s.subs[c] = s.start(c) // its connection subscribes as soon as it is up
+			conns = append(conns, s.subs[c])
+		}
+	} else {
+		if s.shared == nil {
+			s.shared = s.start()
+		}
+		for _, c := range channels {
+			wait(c)
+			s.shared.channels[c] = struct{}{}
+		}
+		conns = append(conns, s.shared)
+		dc = s.shared.dc // nil while connecting: the connection subscribes to every wanted channel once up
+	}
+	s.mu.Unlock()
+
+	if dc != nil {
+		err := dc.Do(ctx, conns[0].subscribeCmd(dc, channels)).Error()
+		if _, ok := rueidis.IsRedisErr(err); ok {
+			s.forget(channels, waits, true)
+			return fmt.Errorf("rdb: subscribe %v: %w", channels, err)
+		}
+		// Any other error is the connection's: its replacement subscribes to every wanted channel.
+	}
+	for _, w := range waits {
+		select {
+		case <-w:
+		case <-s.done:
+			return ErrClosed
+		case <-ctx.Done():
+			s.forget(channels, waits, false)
+			err := fmt.Errorf("rdb: subscribe %v not confirmed: %w", channels, ctx.Err())
+			s.mu.Lock()
+			for _, p := range conns {
+				if p.lastErr != nil {
+					err = fmt.Errorf("%w (connection: %v)", err, p.lastErr)
+					break
+				}
+			}
+			s.mu.Unlock()
+			return err
+		}
+	}
+	return nil
+}
+
+// forget drops the waiters of a failed Subscribe and, when unwanted, its channels (regular PUB/SUB).
+func (s *rueidisSubscriber) forget(channels []string, waits []chan struct{}, unwanted bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range channels {
+		if unwanted && s.shared != nil {
+			delete(s.shared.channels, c)
+		}
+		s.waiters[c] = slices.DeleteFunc(s.waiters[c], func(w chan struct{}) bool { return slices.Contains(waits, w) })
+		if len(s.waiters[c]) == 0 {
+			delete(s.waiters, c)
+		}
+	}
+}
+
+func (s *rueidisSubscriber) Unsubscribe(ctx context.Context, channels ...string) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	if s.r.sharded {
+		var stop []*rueidisPubSub
+		for _, c := range channels {
+			if p, ok := s.subs[c]; ok {
+				delete(s.subs, c)
+				delete(p.channels, c)
+				stop = append(stop, p)
+			}
+		}
+		s.mu.Unlock()
+		// Closing the connection drops its subscription: wait for it, so that NUMSUB no longer counts it.
+		for _, p := range stop {
+			p.stop()
+		}
+		for _, p := range stop {
+			select {
+			case <-p.done:
+			case <-ctx.Done():
+				return fmt.Errorf("rdb: unsubscribe %v: %w", channels, ctx.Err())
+			}
+		}
+		return nil
+	}
+	if s.shared == nil {
+		s.mu.Unlock()
+		return nil
+	}
+	for _, c := range channels {
+		delete(s.shared.channels, c)
+	}
+	dc := s.shared.dc
+	s.mu.Unlock()
+	if dc == nil {
+		return nil // the next connection subscribes to the wanted channels only
+	}
+	err := dc.Do(ctx, dc.B().Unsubscribe().Channel(channels...).Build()).Error()
+	if err != nil && !errors.Is(err, rueidis.ErrClosing) && !errors.Is(err, rueidis.ErrDedicatedClientRecycled) {
+		return fmt.Errorf("rdb: unsubscribe %v: %w", channels, err)
+	}
+	return nil
+}
+
+func (s *rueidisSubscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.done)
+	var all []*rueidisPubSub
+	if s.shared != nil {
+		all = append(all, s.shared)
+	}
+	for _, p := range s.subs {
+		all = append(all, p)
+	}
+	s.mu.Unlock()
+	for _, p := range all {
+		p.stop()
+	}
+	s.wg.Wait()
+	return nil
+}
