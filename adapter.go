@@ -47,6 +47,8 @@ type Adapter struct {
 	readerMu    sync.Mutex
 	readerConns map[string]rdb.Reader
 
+	stop chan struct{} // closed by Close: ends the heartbeat loop (StreamsOnly)
+
 	wg sync.WaitGroup // every goroutine the adapter starts
 }
 
@@ -78,7 +80,13 @@ func newAdapter(client rdb.Client, opts Options) *Adapter {
 		readerConns: map[string]rdb.Reader{},
 	}
 	a.pub = newPublisher(client, opts.MaxBatch, opts.RequestsTimeout, a.onWrite)
-	a.sub = client.NewSubscriber(a.onPubSub)
+	a.stop = make(chan struct{})
+	if opts.StreamsOnly {
+		a.sub = noSubscriber{} // no PUB/SUB command, ever
+		a.goSafe(a.heartbeatLoop)
+	} else {
+		a.sub = client.NewSubscriber(a.onPubSub)
+	}
 	return a
 }
 
@@ -109,6 +117,7 @@ func (a *Adapter) Close(ctx context.Context) error {
 	for _, n := range all {
 		n.detach(ctx)
 	}
+	close(a.stop)
 	errs = append(errs, a.pub.close(ctx), a.sub.Close())
 	a.mu.Lock()
 	for _, r := range a.readers {
@@ -159,6 +168,11 @@ func (a *Adapter) register(n *nspAdapter) error {
 			a.startReader(n.stream, start)
 		}
 		a.mu.Unlock()
+	}
+	if a.opts.StreamsOnly {
+		// Written once the reader follows the stream, so that the answers are read.
+		n.heartbeat(wire.InitialHeartbeat)
+		return nil
 	}
 	if err := a.sub.Subscribe(ctx, n.publicChannel, n.privateChannel); err != nil {
 		return err

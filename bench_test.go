@@ -6,9 +6,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
@@ -17,18 +20,33 @@ import (
 	"github.com/socketio-go/redisstreams/internal/wire"
 )
 
-// benchNode starts one server with its adapter on the shared standalone Redis.
-func benchNode(b *testing.B, recovery bool, adapt func(*Options)) *nspAdapter {
+// benchNode starts one server with its adapter, on a client of the family (familyGoRedis or familyRueidis), on
+// the shared standalone Redis.
+func benchNode(b *testing.B, family string, recovery bool, adapt func(*Options)) *nspAdapter {
 	b.Helper()
 	requireRedis(b)
-	rc := redis.NewClient(&redis.Options{Addr: standalone.Addr(), PoolSize: 64})
-	b.Cleanup(func() { _ = rc.Close() })
 	prefix := "b" + randomID()
 	opts := Options{StreamName: prefix, ChannelPrefix: prefix, SessionKeyPrefix: prefix + ":s:", MaxLen: 100_000}
 	if adapt != nil {
 		adapt(&opts)
 	}
-	a, err := New(rc, opts)
+	var a *Adapter
+	var err error
+	switch family {
+	case familyGoRedis:
+		rc := redis.NewClient(&redis.Options{Addr: standalone.Addr(), PoolSize: 64})
+		b.Cleanup(func() { _ = rc.Close() })
+		a, err = New(rc, opts)
+	case familyRueidis:
+		rc, rerr := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{standalone.Addr()}, DisableCache: true, ForceSingleClient: true})
+		if rerr != nil {
+			b.Fatal(rerr)
+		}
+		b.Cleanup(rc.Close)
+		a, err = NewRueidis(rc, opts)
+	default:
+		b.Fatalf("unknown client family %q", family)
+	}
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -63,7 +81,7 @@ func redisOutputBytes(b *testing.B, rc *redis.Client) int64 {
 // BenchmarkRestore restores a session that missed 1,000 of the 10,000 entries written after its offset.
 // redis-bytes/op is what Redis sent for one restore (all connections, from INFO).
 func BenchmarkRestore(b *testing.B) {
-	n := benchNode(b, true, nil)
+	n := benchNode(b, familyGoRedis, true, nil)
 	rc := redis.NewClient(&redis.Options{Addr: standalone.Addr()})
 	defer rc.Close()
 	ctx := b.Context()
@@ -115,7 +133,7 @@ func BenchmarkBroadcast(b *testing.B) {
 	for _, mode := range []string{"offset", "queued"} {
 		for _, g := range []int{1, 64, 512} {
 			b.Run(fmt.Sprintf("%s/emitters=%d", mode, g), func(b *testing.B) {
-				n := benchNode(b, mode == "offset", nil)
+				n := benchNode(b, familyGoRedis, mode == "offset", nil)
 				opts := &socket.BroadcastOptions{Rooms: types.NewSet[socket.Room]("nobody"), Except: types.NewSet[socket.Room]()}
 				payload := map[string]any{"user": "someone", "text": strings.Repeat("x", 100)}
 				b.SetParallelism(max(1, g/runtimeProcs()))
@@ -139,3 +157,41 @@ func BenchmarkBroadcast(b *testing.B) {
 }
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
+
+// BenchmarkPublish compares the client families on the publish path (standalone Redis), with exactly 1, 64 or
+// 512 goroutines emitting at once: "offset" waits for each XADD (connection state recovery), "queued" returns at
+// once and the total includes draining the queue. ops/s counts broadcasts.
+func BenchmarkPublish(b *testing.B) {
+	for _, mode := range []string{"offset", "queued"} {
+		for _, family := range []string{familyGoRedis, familyRueidis} {
+			for _, g := range []int{1, 64, 512} {
+				b.Run(fmt.Sprintf("%s/%s/emitters=%d", mode, family, g), func(b *testing.B) {
+					n := benchNode(b, family, mode == "offset", nil)
+					opts := &socket.BroadcastOptions{Rooms: types.NewSet[socket.Room]("nobody"), Except: types.NewSet[socket.Room]()}
+					payload := map[string]any{"user": "someone", "text": strings.Repeat("x", 100)}
+					b.ReportAllocs()
+					var next atomic.Int64
+					var wg sync.WaitGroup
+					b.ResetTimer()
+					for range g {
+						wg.Go(func() {
+							for next.Add(1) <= int64(b.N) {
+								n.Broadcast(&parser.Packet{Type: parser.EVENT, Data: []any{"chat", payload}}, opts)
+							}
+						})
+					}
+					wg.Wait()
+					// Barrier: a waited write after every queued one.
+					if _, err := n.parent.pub.do(b.Context(), rdb.Op{Channel: "bench-barrier", Payload: []byte("x")}); err != nil {
+						b.Fatal(err)
+					}
+					b.StopTimer()
+					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+					if st := n.parent.Stats(); st.PublishErrors != 0 {
+						b.Fatalf("%d publish errors", st.PublishErrors)
+					}
+				})
+			}
+		}
+	}
+}

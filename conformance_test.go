@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -145,6 +146,7 @@ func testBroadcastFlags(t *testing.T, cfg config) {
 	var entries []redis.XMessage
 	waitFor(t, "two stream entries", func() bool {
 		entries, _ = rc.XRange(t.Context(), n.stream, "-", "+").Result()
+		entries = slices.DeleteFunc(entries, func(e redis.XMessage) bool { return e.Values["type"] != "3" }) // heartbeats
 		return len(entries) == 2
 	})
 	flags := func(e redis.XMessage) any {
@@ -408,7 +410,9 @@ func testFetchTimeout(t *testing.T, cfg config) {
 	rc := cfg.newClient(t)
 	n := nodes[0].nsp(t, "/")
 	var ps interface{ Close() error }
-	if cfg.opts.UseShardedPubSub {
+	if cfg.opts.StreamsOnly {
+		ps = silentServer(t, rc, n)
+	} else if cfg.opts.UseShardedPubSub {
 		ps = rc.SSubscribe(t.Context(), n.publicChannel)
 	} else {
 		ps = rc.Subscribe(t.Context(), n.publicChannel)
@@ -428,6 +432,44 @@ func testFetchTimeout(t *testing.T, cfg config) {
 	if len(got) != len(clients) {
 		t.Fatalf("partial result has %d sockets, want %d", len(got), len(clients))
 	}
+}
+
+// silentServer makes a streams-only "server" that only heartbeats (with a fake uid) on n's stream, until closed.
+func silentServer(t *testing.T, rc redis.UniversalClient, n *nspAdapter) interface{ Close() error } {
+	t.Helper()
+	fields, err := (&wire.Message{Type: wire.Heartbeat, UID: "silent" + randomID(), Nsp: n.name}).StreamFields(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := make([]any, len(fields))
+	for i, f := range fields {
+		values[i] = f
+	}
+	s := &silent{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for {
+			_ = rc.XAdd(t.Context(), &redis.XAddArgs{Stream: n.stream, Values: values}).Err()
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+type silent struct {
+	once       sync.Once
+	stop, done chan struct{}
+}
+
+func (s *silent) Close() error {
+	s.once.Do(func() { close(s.stop) })
+	<-s.done
+	return nil
 }
 
 func testRemoteSocketOps(t *testing.T, cfg config) {
@@ -538,6 +580,18 @@ func testClosedServerLeaves(t *testing.T, cfg config) {
 	serverSideEvents(nodes, "hello", func(i int) any { return i })
 	nodes[2].io.Of("/", nil).Adapter().Close()
 	n := nodes[0].nsp(t, "/")
+	if cfg.opts.StreamsOnly {
+		// ADAPTER_CLOSE is read asynchronously; a request sent before stops waiting for the server once it is.
+		start := time.Now()
+		r := serverSideEmitWithAck(nodes[0].io, "hello")
+		if r.err != nil || len(r.args) < 1 || !slices.ContainsFunc(r.args, func(v any) bool { return toFloat(v) == 1 }) {
+			t.Fatalf("got %v, %v", r.args, r.err)
+		}
+		if time.Since(start) > time.Second {
+			t.Fatalf("waited %v for a closed server", time.Since(start))
+		}
+		waitFor(t, "closed server removed", func() bool { return n.ServerCount() == 2 })
+	}
 	if c := n.ServerCount(); c != 2 {
 		t.Fatalf("server count %d after close, want 2", c)
 	}

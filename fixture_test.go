@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
 	client "github.com/zishang520/socket.io/clients/socket/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
@@ -28,6 +30,9 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	if os.Getenv(helperAddrEnv) != "" {
+		os.Exit(m.Run()) // a helper process (TestHelperStreamsOnlyServer): no Redis of its own
+	}
 	if !testing.Verbose() {
 		// go-redis logs through a global logger; its reconnect chatter after each test's Close is noise here.
 		redis.SetLogger(quietLogger{})
@@ -65,15 +70,42 @@ func requireRedis(t testing.TB) {
 // config is one Redis set-up the conformance suite runs against.
 type config struct {
 	name    string
+	family  string // client library of the adapters: familyGoRedis (also when empty) or familyRueidis
 	cluster bool
 	opts    Options
 }
 
+// Client families.
+const (
+	familyGoRedis = "go-redis"
+	familyRueidis = "rueidis"
+)
+
+// Other tests refer to the first three entries by index: add new ones at the end.
 var configs = []config{
 	{name: "standalone"},
 	{name: "cluster", cluster: true},
 	{name: "cluster-streamcount5", cluster: true, opts: Options{StreamCount: 5}},
 	{name: "cluster-sharded", cluster: true, opts: Options{UseShardedPubSub: true}},
+	{name: "rueidis-standalone", family: familyRueidis},
+	{name: "rueidis-cluster", family: familyRueidis, cluster: true},
+	{name: "rueidis-cluster-sharded", family: familyRueidis, cluster: true, opts: Options{UseShardedPubSub: true}},
+	{name: "standalone-streamsonly", opts: Options{StreamsOnly: true}},
+	{name: "cluster-streamsonly", cluster: true, opts: Options{StreamsOnly: true}},
+	{name: "rueidis-standalone-streamsonly", family: familyRueidis, opts: Options{StreamsOnly: true}},
+}
+
+// configsNamed returns the configurations with these names, in this order.
+func configsNamed(names ...string) []config {
+	var out []config
+	for _, name := range names {
+		i := slices.IndexFunc(configs, func(c config) bool { return c.name == name })
+		if i < 0 {
+			panic("no configuration " + name)
+		}
+		out = append(out, configs[i])
+	}
+	return out
 }
 
 func (c config) newClient(t testing.TB) redis.UniversalClient {
@@ -87,6 +119,30 @@ func (c config) newClient(t testing.TB) redis.UniversalClient {
 	}
 	t.Cleanup(func() { _ = rc.Close() })
 	return rc
+}
+
+// newAdapter returns an adapter on a new client of the configuration's family, closed when the test ends (after
+// the adapter). newClient, a go-redis client whatever the family, remains for tests that work on Redis directly.
+func (c config) newAdapter(t testing.TB, opts Options) (*Adapter, error) {
+	t.Helper()
+	switch c.family {
+	case "", familyGoRedis:
+		return New(c.newClient(t), opts)
+	case familyRueidis:
+		requireRedis(t)
+		addrs := []string{standalone.Addr()}
+		if c.cluster {
+			addrs = cluster.Addrs()
+		}
+		rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true, ForceSingleClient: !c.cluster})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(rc.Close)
+		return NewRueidis(rc, opts)
+	}
+	t.Fatalf("unknown client family %q", c.family)
+	return nil, nil
 }
 
 // node is one Socket.IO server with its adapter, listening on a real loopback port.
@@ -107,15 +163,18 @@ type clusterOpts struct {
 	recoveryDuration time.Duration // its MaxDisconnectionDuration; 0: the default
 	namespaces       []string
 	adapter          func(*Options)
+	mixed            []config // when set, node i gets the client of mixed[i%len(mixed)] (the options stay cfg's)
 }
 
 // startCluster starts n servers sharing one Redis, each with its own client and adapter. Every test gets its own
 // stream and channel names, so tests never see each other's traffic.
 func startCluster(t *testing.T, cfg config, co clusterOpts) []*node {
 	t.Helper()
-	return startClusterWith(t, cfg, co, cfg.newClient)
+	return startClusterWith(t, cfg, co, nil)
 }
 
+// startClusterWith is startCluster with adapters on clients from newClient (go-redis), or when it is nil, from
+// the configuration (cfg.newAdapter).
 func startClusterWith(t *testing.T, cfg config, co clusterOpts, newClient func(testing.TB) redis.UniversalClient) []*node {
 	t.Helper()
 	if co.nodes == 0 {
@@ -135,7 +194,16 @@ func startClusterWith(t *testing.T, cfg config, co clusterOpts, newClient func(t
 		if co.adapter != nil {
 			co.adapter(&opts)
 		}
-		a, err := New(newClient(t), opts)
+		var a *Adapter
+		var err error
+		switch {
+		case newClient != nil:
+			a, err = New(newClient(t), opts)
+		case len(co.mixed) > 0:
+			a, err = co.mixed[i%len(co.mixed)].newAdapter(t, opts)
+		default:
+			a, err = cfg.newAdapter(t, opts)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -197,7 +265,26 @@ func startClusterWithAdapters(t *testing.T, adapters []*Adapter, cos ...clusterO
 		})
 		nodes[i] = n
 	}
+	awaitMembership(t, nodes, co.namespaces)
 	return nodes
+}
+
+// awaitMembership waits, in streams-only mode, until every server has heard from every other one (heartbeats are
+// asynchronous, where a PUB/SUB subscription is confirmed before the namespace's Init returns).
+func awaitMembership(t testing.TB, nodes []*node, namespaces []string) {
+	t.Helper()
+	for _, n := range nodes {
+		if !n.adapter.opts.StreamsOnly {
+			return
+		}
+	}
+	for _, n := range nodes {
+		for _, name := range append([]string{"/"}, namespaces...) {
+			waitFor(t, "streams-only membership of "+name, func() bool {
+				return n.nsp(t, name).ServerCount() == int64(len(nodes))
+			})
+		}
+	}
 }
 
 func (n *node) socketsOf(nsp string) []*socket.Socket {

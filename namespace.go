@@ -36,6 +36,12 @@ type nspAdapter struct {
 	reqMu       sync.Mutex
 	requests    map[string]*request    // fetchSockets and serverSideEmit with ack
 	ackRequests map[string]*ackRequest // broadcasts with acknowledgements
+	members     map[string]time.Time   // StreamsOnly: the other servers, by uid, with when they were last heard from
+	closedUIDs  map[string]time.Time   // StreamsOnly: servers that sent ADAPTER_CLOSE, with when (kept HeartbeatTimeout)
+
+	lastWrite atomic.Int64 // StreamsOnly: unix nanoseconds of the last write, for the idle heartbeat
+	beating   atomic.Bool  // StreamsOnly: INITIAL_HEARTBEAT written, idle heartbeats due
+	hbMu      sync.Mutex   // StreamsOnly: orders heartbeats before ADAPTER_CLOSE
 
 	attached atomic.Bool
 	detached atomic.Bool
@@ -53,6 +59,8 @@ func (n *nspAdapter) Construct(nsp socket.Namespace) {
 	n.privateChannel = channelName(o.ChannelPrefix, n.name, n.uid)
 	n.requests = map[string]*request{}
 	n.ackRequests = map[string]*ackRequest{}
+	n.members = map[string]time.Time{}
+	n.closedUIDs = map[string]time.Time{}
 	if csr := nsp.Server().Opts().ConnectionStateRecovery(); csr != nil {
 		// The server applies these defaults only to its own adapters; Node applies them whatever the adapter.
 		if csr.GetRawMaxDisconnectionDuration() == nil {
@@ -85,7 +93,19 @@ func (n *nspAdapter) Close() {
 }
 
 func (n *nspAdapter) detach(ctx context.Context) {
-	if !n.attached.Load() || n.detached.Swap(true) {
+	if !n.attached.Load() {
+		return
+	}
+	if n.opts().StreamsOnly {
+		// No heartbeat may follow ADAPTER_CLOSE: the others would count this server again.
+		n.hbMu.Lock()
+		if n.detached.Swap(true) {
+			n.hbMu.Unlock()
+			return
+		}
+		_, _ = n.publishStream(context.Background(), &wire.Message{Type: wire.AdapterClose, UID: n.uid, Nsp: n.name}, false)
+		n.hbMu.Unlock()
+	} else if n.detached.Swap(true) {
 		return
 	}
 	if err := n.parent.unregister(ctx, n); err != nil {
@@ -100,8 +120,9 @@ func (n *nspAdapter) requestCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), n.opts().RequestsTimeout)
 }
 
-// ServerCount implements socket.Adapter: the subscribers of the namespace's public channel, this server included.
-// The interface has no error: when Redis cannot answer it logs and counts only this server.
+// ServerCount implements socket.Adapter: the subscribers of the namespace's public channel, this server included;
+// in streams-only mode 1 + the servers heard from within HeartbeatTimeout. The interface has no error: when Redis
+// cannot answer it logs and counts only this server.
 func (n *nspAdapter) ServerCount() int64 {
 	count, err := n.serverCount()
 	if err != nil {
@@ -112,6 +133,9 @@ func (n *nspAdapter) ServerCount() int64 {
 }
 
 func (n *nspAdapter) serverCount() (int64, error) {
+	if n.opts().StreamsOnly {
+		return 1 + int64(n.memberCount()), nil
+	}
 	ctx, cancel := n.requestCtx()
 	defer cancel()
 	count, err := n.parent.client.NumSub(ctx, n.publicChannel)
@@ -156,6 +180,9 @@ func (n *nspAdapter) publishStream(ctx context.Context, msg *wire.Message, wait 
 		return "", err
 	}
 	op := rdb.Op{Stream: n.stream, MaxLen: max(n.opts().MaxLen, 0), Fields: fields}
+	if n.opts().StreamsOnly {
+		n.lastWrite.Store(time.Now().UnixNano()) // any write resets the heartbeat timer
+	}
 	if !wait {
 		return "", n.parent.pub.fire(op)
 	}
@@ -166,8 +193,14 @@ func (n *nspAdapter) publishStream(ctx context.Context, msg *wire.Message, wait 
 	return id, err
 }
 
-// publishChannel queues a PUB/SUB message; with wait it returns once Redis accepted it.
+// publishChannel queues a PUB/SUB message; with wait it returns once Redis accepted it. In streams-only mode the
+// message is written to the stream instead, whatever the channel: every server reads it, and responses are
+// matched by request ID.
 func (n *nspAdapter) publishChannel(ctx context.Context, channel string, msg *wire.Message, wait bool) error {
+	if n.opts().StreamsOnly {
+		_, err := n.publishStream(ctx, msg, wait)
+		return err
+	}
 	payload, err := msg.PubSubPayload()
 	if err != nil {
 		n.parent.log.Error("redisstreams: cannot encode message", "nsp", n.name, "type", msg.Type, "err", err)
@@ -251,6 +284,20 @@ const disconnectGrace = time.Second
 
 // onMessage handles a message from another server, read from the stream or a channel.
 func (n *nspAdapter) onMessage(msg *wire.Message) {
+	if n.opts().StreamsOnly {
+		n.seen(msg.UID)
+		switch msg.Type {
+		case wire.InitialHeartbeat:
+			n.heartbeat(wire.Heartbeat)
+			return
+		case wire.AdapterClose:
+			n.reqMu.Lock()
+			n.closedUIDs[msg.UID] = time.Now()
+			n.reqMu.Unlock()
+			n.removeMember(msg.UID)
+			return
+		}
+	}
 	switch msg.Type {
 	case wire.Broadcast:
 		if msg.RequestID != "" {

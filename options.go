@@ -18,6 +18,9 @@ const (
 	DefaultSessionKeyPrefix = "sio:session:"
 	DefaultRequestsTimeout  = 5 * time.Second
 	DefaultMaxBatch         = 512
+	// Streams-only layout (Options.StreamsOnly), equal to the 0.2.x adapter's.
+	DefaultHeartbeatInterval = 5 * time.Second
+	DefaultHeartbeatTimeout  = 10 * time.Second
 )
 
 // Options configure an Adapter. The zero value of every field means its documented default, so Options{} is
@@ -62,6 +65,28 @@ type Options struct {
 	// MaxBatch caps how many writes share one pipelined round trip. Default 512.
 	MaxBatch int
 
+	// StreamsOnly selects the original layout of the Node adapter (0.2.x, up to 0.2.3): every message, requests and
+	// responses included, is an entry of the namespace's stream, and no PUB/SUB command is ever sent (SUBSCRIBE,
+	// PUBLISH, PUBSUB NUMSUB), so it works where PUB/SUB is disabled. The servers find each other with heartbeats:
+	// INITIAL_HEARTBEAT when a namespace joins (the others answer with HEARTBEAT), HEARTBEAT after
+	// HeartbeatInterval without any write, ADAPTER_CLOSE when it leaves. The server count is 1 + the servers heard
+	// from (any message, the emitter's excepted) within HeartbeatTimeout. Requests (fetchSockets, serverSideEmit
+	// with ack, broadcasts with acks) wait for the servers alive when they were sent, and stop waiting for one that
+	// closes or stops heartbeating; for a broadcast with acks the adapter then reports a client count of 0 on its
+	// behalf, so that the operator completes. Node 0.2.x servers can share the cluster. ChannelPrefix and
+	// UseShardedPubSub are unused in this mode.
+	//
+	// Default false: the 0.3.x layout (broadcasts on the stream, requests and responses over PUB/SUB, server count
+	// by PUBSUB NUMSUB). The two layouts do not see each other's requests: a cluster must use one.
+	StreamsOnly bool
+
+	// HeartbeatInterval (StreamsOnly only): a HEARTBEAT is written after this long without any write. Default 5s.
+	HeartbeatInterval time.Duration
+
+	// HeartbeatTimeout (StreamsOnly only): a server not heard from for this long is considered gone. Must be
+	// greater than HeartbeatInterval. Default 10s.
+	HeartbeatTimeout time.Duration
+
 	// Logger receives the adapter's logs. Default: discard.
 	Logger *slog.Logger
 }
@@ -94,6 +119,12 @@ func (o Options) withDefaults() Options {
 	if o.MaxBatch == 0 {
 		o.MaxBatch = DefaultMaxBatch
 	}
+	if o.HeartbeatInterval == 0 {
+		o.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if o.HeartbeatTimeout == 0 {
+		o.HeartbeatTimeout = DefaultHeartbeatTimeout
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -101,7 +132,22 @@ func (o Options) withDefaults() Options {
 }
 
 func (o Options) validate() error {
+	interval, timeout := o.HeartbeatInterval, o.HeartbeatTimeout
+	if interval == 0 {
+		interval = DefaultHeartbeatInterval
+	}
+	if timeout == 0 {
+		timeout = DefaultHeartbeatTimeout
+	}
 	switch {
+	case o.HeartbeatInterval < 0:
+		return fmt.Errorf("redisstreams: Options.HeartbeatInterval must be > 0, got %v", o.HeartbeatInterval)
+	case o.HeartbeatTimeout < 0:
+		return fmt.Errorf("redisstreams: Options.HeartbeatTimeout must be > 0, got %v", o.HeartbeatTimeout)
+	case interval < time.Millisecond:
+		return fmt.Errorf("redisstreams: Options.HeartbeatInterval must be at least 1ms, got %v", interval)
+	case timeout <= interval:
+		return fmt.Errorf("redisstreams: Options.HeartbeatTimeout (%v) must be greater than HeartbeatInterval (%v)", timeout, interval)
 	case o.StreamCount < 0:
 		return fmt.Errorf("redisstreams: Options.StreamCount must be >= 1, got %d", o.StreamCount)
 	case strings.ContainsAny(o.ChannelPrefix, "*?[]"):

@@ -15,9 +15,9 @@ import (
 )
 
 // Connection state recovery (Node's suite R1-R4, wire-protocol.md 2.3, and the gaps Node leaves), on standalone
-// and cluster.
+// and cluster, with both client families.
 func TestRecovery(t *testing.T) {
-	for _, cfg := range configs[:2] {
+	for _, cfg := range configsNamed("standalone", "cluster", "rueidis-standalone", "rueidis-cluster", "standalone-streamsonly") {
 		t.Run(cfg.name, func(t *testing.T) {
 			requireRedis(t)
 			for _, tc := range recoveryCases {

@@ -21,6 +21,7 @@ type request struct {
 	typ        wire.MessageType
 	expected   int
 	responders map[string]struct{}
+	missing    map[string]struct{} // StreamsOnly: the servers still waited for
 	sockets    []socket.SocketDetails
 	responses  []any
 	done       chan struct{} // closed on completion, timeout or close
@@ -34,6 +35,7 @@ type ackRequest struct {
 	clientCount func(uint64)
 	ack         socket.Ack
 	counted     map[string]struct{}
+	missing     map[string]struct{} // StreamsOnly: the servers whose client count is still awaited
 }
 
 // FetchSockets implements socket.Adapter. The returned function blocks until every other server answered or the
@@ -124,18 +126,27 @@ func (n *nspAdapter) ServerSideEmit(args []any) error {
 	return nil
 }
 
-// addRequest registers a pending request; onDone (if any) runs on its own goroutine once it ends.
+// addRequest registers a pending request; onDone (if any) runs on its own goroutine once it ends. In streams-only
+// mode the request waits for the servers alive now (expected is then their number), and completes at once if
+// there are none left.
 func (n *nspAdapter) addRequest(id string, typ wire.MessageType, expected int, timeout time.Duration, onDone func(*request)) *request {
 	req := &request{typ: typ, expected: expected, responders: map[string]struct{}{}, done: make(chan struct{})}
 	n.reqMu.Lock()
+	if n.opts().StreamsOnly {
+		req.missing = n.liveLocked(time.Now())
+		req.expected = len(req.missing)
+	}
 	n.requests[id] = req
 	req.timer = time.AfterFunc(timeout, func() {
 		n.reqMu.Lock()
 		got := len(req.responders)
 		n.reqMu.Unlock()
 		n.parent.stats.timeouts.Add(1)
-		n.finish(id, fmt.Errorf("%w: only %d responses received out of %d", ErrTimeout, got, expected))
+		n.finish(id, fmt.Errorf("%w: only %d responses received out of %d", ErrTimeout, got, req.expected))
 	})
+	if req.missing != nil && len(req.missing) == 0 {
+		n.finishLocked(id, nil)
+	}
 	n.reqMu.Unlock()
 	if onDone != nil {
 		n.parent.goSafe(func() {
@@ -196,7 +207,12 @@ func (n *nspAdapter) onResponse(msg *wire.Message) {
 		return
 	}
 	req.responders[msg.UID] = struct{}{}
-	if len(req.responders) >= req.expected {
+	if req.missing != nil {
+		delete(req.missing, msg.UID)
+		if len(req.missing) == 0 {
+			n.finishLocked(msg.RequestID, nil)
+		}
+	} else if len(req.responders) >= req.expected {
 		n.finishLocked(msg.RequestID, nil)
 	}
 }
@@ -246,6 +262,12 @@ func (n *nspAdapter) onServerSideEmit(msg *wire.Message) {
 
 // BroadcastWithAck implements socket.Adapter. The packet is copied before local delivery: the server's broadcast
 // operator reads packet.Id from its timeout goroutine, and writing it here would race (servers/socket v3.0.6).
+//
+// The operator waits for one clientCount call per server of ServerCount(), which it asks right after this call.
+// In streams-only mode, a server that was alive when the broadcast was sent and then closes or stops heartbeating
+// gets clientCount(0) called on its behalf, so that the operator still completes (without that server's acks).
+// A server lost between this call and the operator's ServerCount() (microseconds) is counted twice, and the
+// operator then ends at its timeout.
 func (n *nspAdapter) BroadcastWithAck(packet *parser.Packet, opts *socket.BroadcastOptions, clientCount func(uint64), ack socket.Ack) {
 	flags := flagsOf(opts)
 	if flags.ExpectSingleResponse {
@@ -260,8 +282,12 @@ func (n *nspAdapter) BroadcastWithAck(packet *parser.Packet, opts *socket.Broadc
 	if !flags.Local {
 		readBinaryArgs(packet)
 		id := randomID()
+		ar := &ackRequest{clientCount: clientCount, ack: ack, counted: map[string]struct{}{}}
 		n.reqMu.Lock()
-		n.ackRequests[id] = &ackRequest{clientCount: clientCount, ack: ack, counted: map[string]struct{}{}}
+		if n.opts().StreamsOnly {
+			ar.missing = n.liveLocked(time.Now())
+		}
+		n.ackRequests[id] = ar
 		n.reqMu.Unlock()
 		// Drop the request once the operator has stopped listening (Node does the same).
 		time.AfterFunc(timeout+time.Second, func() {
@@ -324,6 +350,7 @@ func (n *nspAdapter) onAckResponse(msg *wire.Message) {
 			ok = false
 		} else {
 			req.counted[msg.UID] = struct{}{}
+			delete(req.missing, msg.UID)
 		}
 	}
 	n.reqMu.Unlock()
