@@ -357,10 +357,11 @@ func (n *nspAdapter) onAckResponse(msg *wire.Message) {
 	if !ok {
 		return
 	}
+	// The operator's callbacks may run the application's ack callback: never on the goroutine that reads PUB/SUB.
 	if msg.Type == wire.BroadcastClientCount {
-		req.clientCount(msg.ClientCount)
+		n.parent.goSafe(func() { req.clientCount(msg.ClientCount) })
 	} else {
-		req.ack([]any{msg.Response}, nil)
+		n.parent.goSafe(func() { req.ack([]any{msg.Response}, nil) })
 	}
 }
 

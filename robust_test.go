@@ -209,3 +209,30 @@ func TestStreamCountUsesNodeStreamNames(t *testing.T) {
 		}
 	}
 }
+
+// An application ack callback that blocks does not hold up the adapter's other requests.
+func TestSlowAckCallbackDoesNotStallRequests(t *testing.T) {
+	cfg := configs[0]
+	nodes := startCluster(t, cfg, clusterOpts{nodes: 2})
+	c := nodes[1].connect(t, clientOpts{})
+	answer(c, "test", 1)
+	release := make(chan struct{})
+	called := make(chan struct{})
+	nodes[0].io.Timeout(5*time.Second).EmitWithAck("test")(func([]any, error) {
+		close(called)
+		<-release // the application is slow
+	})
+	defer close(release)
+	select {
+	case <-called:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ack callback never called")
+	}
+	start := time.Now()
+	if sockets := fetch(t, nodes[0].io); len(sockets) != 1 {
+		t.Fatalf("fetched %d sockets", len(sockets))
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("fetchSockets took %v while an ack callback was blocked", d)
+	}
+}
