@@ -125,24 +125,41 @@ func (c config) newClient(t testing.TB) redis.UniversalClient {
 // the adapter). newClient, a go-redis client whatever the family, remains for tests that work on Redis directly.
 func (c config) newAdapter(t testing.TB, opts Options) (*Adapter, error) {
 	t.Helper()
+	requireRedis(t)
+	addrs := []string{standalone.Addr()}
+	if c.cluster {
+		addrs = cluster.Addrs()
+	}
+	a, _, err := c.newAdapterOn(t, addrs, opts)
+	return a, err
+}
+
+// newAdapterOn builds an adapter of the config's client family on the given Redis, with a client closed at the
+// end of the test, and returns a ping of that client (to check the adapter did not close it).
+func (c config) newAdapterOn(t testing.TB, addrs []string, opts Options) (*Adapter, func(context.Context) error, error) {
+	t.Helper()
 	switch c.family {
 	case "", familyGoRedis:
-		return New(c.newClient(t), opts)
-	case familyRueidis:
-		requireRedis(t)
-		addrs := []string{standalone.Addr()}
+		var rc redis.UniversalClient
 		if c.cluster {
-			addrs = cluster.Addrs()
+			rc = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+		} else {
+			rc = redis.NewClient(&redis.Options{Addr: addrs[0]})
 		}
+		t.Cleanup(func() { _ = rc.Close() })
+		a, err := New(rc, opts)
+		return a, func(ctx context.Context) error { return rc.Ping(ctx).Err() }, err
+	case familyRueidis:
 		rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true, ForceSingleClient: !c.cluster})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(rc.Close)
-		return NewRueidis(rc, opts)
+		a, err := NewRueidis(rc, opts)
+		return a, func(ctx context.Context) error { return rc.Do(ctx, rc.B().Ping().Build()).Error() }, err
 	}
 	t.Fatalf("unknown client family %q", c.family)
-	return nil, nil
+	return nil, nil, nil
 }
 
 // node is one Socket.IO server with its adapter, listening on a real loopback port.

@@ -57,18 +57,28 @@ func TestMalformedInputIsSkipped(t *testing.T) {
 	}
 }
 
-// The readers and the subscriber survive a Redis restart: after it, broadcasts and requests work again without
-// any action from the application.
+// The readers and the subscriber survive a Redis restart, with either client family: after it, broadcasts and
+// requests work again without any action from the application.
 func TestRedisRestart(t *testing.T) {
+	for _, family := range []string{familyGoRedis, familyRueidis} {
+		t.Run(family, func(t *testing.T) { testRedisRestart(t, config{family: family}) })
+	}
+}
+
+func testRedisRestart(t *testing.T, cfg config) {
 	requireRedis(t)
 	srv := redistest.StartServerT(t, redistest.ServerOptions{})
-	cfg := config{name: "restart"}
-	newClient := func(t testing.TB) redis.UniversalClient {
-		rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-		t.Cleanup(func() { _ = rc.Close() })
-		return rc
+	prefix := "t" + randomID()
+	var adapters []*Adapter
+	for range 2 {
+		a, _, err := cfg.newAdapterOn(t, []string{srv.Addr()}, Options{StreamName: prefix, ChannelPrefix: prefix,
+			BlockTime: 200 * time.Millisecond, RequestsTimeout: 2 * time.Second, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		adapters = append(adapters, a)
 	}
-	nodes := startClusterWith(t, cfg, clusterOpts{nodes: 2, adapter: func(o *Options) { o.BlockTime = 200 * time.Millisecond }}, newClient)
+	nodes := startClusterWithAdapters(t, adapters)
 	c := nodes[1].connect(t, clientOpts{}, "test")
 	nodes[0].io.Emit("test", "before")
 	c.expect(t, "test")
@@ -88,21 +98,21 @@ func TestRedisRestart(t *testing.T) {
 		select {
 		case e := <-c.events:
 			if e.name == "test" && e.args[0] == "before" {
-				// go-redis retries a write whose reply was lost with the connection, so an XADD that Redis had
-				// applied just before the crash can be applied again: delivery is at least once across a crash.
+				// A write whose reply was lost with the connection is retried, so an XADD that Redis had applied
+				// just before the crash can be applied again: delivery is at least once across a crash.
 				t.Logf("duplicate of a write retried across the restart: %v", e.args)
 				continue
 			}
 			if e.name != "test" || e.args[0] != "after" {
 				t.Fatalf("got %v", e)
 			}
-			// The only client is on node 1: finding it from node 0 needs the PUB/SUB request path to work again.
+			// The only client is on node 1: finding it from node 0 needs the request path to work again.
 			if sockets := fetch(t, nodes[0].io); len(sockets) != 1 || string(sockets[0].Id()) != c.Id() {
 				t.Fatalf("fetchSockets after restart: %d sockets", len(sockets))
 			}
 			return
 		case <-time.After(500 * time.Millisecond):
-			// An emit made while the XADD connection was still reconnecting fails (and is counted); try again.
+			// An emit made while the write connection was still reconnecting fails (and is counted); try again.
 			if time.Now().After(deadline) {
 				t.Fatalf("no broadcast after restart; stats %+v", nodes[0].adapter.Stats())
 			}
@@ -110,17 +120,23 @@ func TestRedisRestart(t *testing.T) {
 	}
 }
 
-// Close is prompt even with a long BlockTime, idempotent, stops every goroutine of the adapter, and leaves the
-// caller's client open.
+// Close is prompt even with a long BlockTime, idempotent, stops every goroutine of the adapter and of its Redis
+// layer, and leaves the caller's client open.
 func TestCloseStopsEverything(t *testing.T) {
-	for _, cfg := range configs[:2] {
+	for _, cfg := range configsNamed("standalone", "cluster", "rueidis-standalone", "rueidis-cluster-sharded") {
 		t.Run(cfg.name, func(t *testing.T) {
-			rc := cfg.newClient(t)
-			a, err := New(rc, Options{StreamName: "t" + randomID(), ChannelPrefix: "t" + randomID(), BlockTime: 5 * time.Second})
+			requireRedis(t)
+			addrs := []string{standalone.Addr()}
+			if cfg.cluster {
+				addrs = cluster.Addrs()
+			}
+			opts := cfg.opts
+			opts.StreamName, opts.ChannelPrefix, opts.BlockTime = "t"+randomID(), "t"+randomID(), 5*time.Second
+			a, ping, err := cfg.newAdapterOn(t, addrs, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			nodes := startClusterWithAdapters(t, []*Adapter{a})
+			nodes := startClusterWithAdapters(t, []*Adapter{a}, clusterOpts{namespaces: []string{"/other"}})
 			nodes[0].io.Emit("x")
 			if ours := adapterGoroutines(); ours == 0 {
 				t.Fatal("no adapter goroutines while running: the leak check below would prove nothing")
@@ -136,21 +152,21 @@ func TestCloseStopsEverything(t *testing.T) {
 				t.Fatalf("second Close: %v", err)
 			}
 			waitFor(t, "adapter goroutines to end", func() bool { return adapterGoroutines() == 0 })
-			if err := rc.Ping(context.Background()).Err(); err != nil {
+			if err := ping(context.Background()); err != nil {
 				t.Fatalf("caller's client closed: %v", err)
 			}
 		})
 	}
 }
 
-// adapterGoroutines counts live goroutines running this package's code (the test's own excluded).
+// adapterGoroutines counts live goroutines running the adapter's code or its Redis layer (tests excluded).
 func adapterGoroutines() int {
 	buf := make([]byte, 16<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	n := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "socketio-go/redisstreams.") && !strings.Contains(g, "_test.go") &&
-			!strings.Contains(g, "testing.tRunner") {
+		ours := strings.Contains(g, "socketio-go/redisstreams.") || strings.Contains(g, "socketio-go/redisstreams/internal/rdb.")
+		if ours && !strings.Contains(g, "_test.go") && !strings.Contains(g, "testing.tRunner") {
 			n++
 		}
 	}
@@ -218,7 +234,7 @@ func TestSlowAckCallbackDoesNotStallRequests(t *testing.T) {
 	answer(c, "test", 1)
 	release := make(chan struct{})
 	called := make(chan struct{})
-	nodes[0].io.Timeout(5*time.Second).EmitWithAck("test")(func([]any, error) {
+	nodes[0].io.Timeout(5 * time.Second).EmitWithAck("test")(func([]any, error) {
 		close(called)
 		<-release // the application is slow
 	})
