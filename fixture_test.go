@@ -19,6 +19,7 @@ import (
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/socketio-go/redisstreams/internal/redistest"
+	"github.com/socketio-go/redisstreams/internal/siotest"
 )
 
 // Shared Redis processes, started once for the package by TestMain.
@@ -370,14 +371,6 @@ func (n *node) tryConnect(t *testing.T, co clientOpts, events []string, wait tim
 	if co.nsp == "" {
 		co.nsp = "/"
 	}
-	opts := client.DefaultOptions()
-	opts.SetTransports(types.NewSet(client.WebSocket))
-	opts.SetForceNew(true)
-	opts.SetReconnection(false)
-	opts.SetAutoConnect(false)
-	if co.auth != nil {
-		opts.SetAuth(co.auth)
-	}
 	url := n.url + co.nsp
 	if len(co.query) > 0 {
 		sep := "?"
@@ -386,7 +379,7 @@ func (n *node) tryConnect(t *testing.T, co clientOpts, events []string, wait tim
 			sep = "&"
 		}
 	}
-	s, err := client.Connect(url, opts)
+	s, err := siotest.NewClient(url, co.auth)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,23 +393,10 @@ func (n *node) tryConnect(t *testing.T, co clientOpts, events []string, wait tim
 		record(e)
 	}
 	t.Cleanup(func() { s.Disconnect() })
-	// clients/socket v3.0.6: Socket.Connect on a manager that is still opening can send CONNECT twice (once from
-	// the manager's "open" event, once because the manager is open by the time it checks), and the server answers
-	// a second CONNECT by closing the connection. Opening the manager first avoids the race.
-	opened := make(chan error, 1)
-	s.Io().Open(func(err error) { opened <- err })
-	select {
-	case err := <-opened:
-		if err != nil {
-			t.Logf("engine open failed: %v", err)
-			s.Disconnect()
-			return nil, false
-		}
-	case <-time.After(wait):
-		s.Disconnect()
+	if err := siotest.Connect(s, wait); err != nil {
+		t.Logf("%v", err)
 		return nil, false
 	}
-	s.Connect()
 	// A recovered session's missed packets are sent before the CONNECT packet, and this client passes them on
 	// before "connect": keep them for expect.
 	timeout := time.After(wait)

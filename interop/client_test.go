@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	gosio "github.com/zishang520/socket.io/clients/socket/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
-	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/socketio-go/redisstreams/internal/siotest"
 )
 
 // eventWait bounds every wait for a client event. Generous: the machine is small and shared.
@@ -132,21 +132,13 @@ func connectGo(t testing.TB, label, url, nsp string, query map[string]string, au
 }
 
 func tryConnectGo(t testing.TB, label, url, nsp string, query map[string]string, auth map[string]any) (*client, string) {
-	opts := gosio.DefaultOptions()
-	opts.SetTransports(types.NewSet(gosio.WebSocket))
-	opts.SetForceNew(true)
-	opts.SetReconnection(false)
-	opts.SetAutoConnect(false)
-	if auth != nil {
-		opts.SetAuth(auth)
-	}
 	u := url + nsp
 	sep := "?"
 	for k, v := range query {
 		u += sep + k + "=" + v
 		sep = "&"
 	}
-	s, err := gosio.Connect(u, opts)
+	s, err := siotest.NewClient(u, auth)
 	if err != nil {
 		return nil, err.Error()
 	}
@@ -202,21 +194,9 @@ func tryConnectGo(t testing.TB, label, url, nsp string, query map[string]string,
 		}
 		c.record(event{name: "disconnect", args: []any{reason}})
 	})
-	// clients/socket v3.0.6: Socket.Connect on a manager that is still opening can send CONNECT twice, and the
-	// server answers a second CONNECT by closing the connection. Open the manager first.
-	opened := make(chan error, 1)
-	s.Io().Open(func(err error) { opened <- err })
-	select {
-	case err := <-opened:
-		if err != nil {
-			s.Disconnect()
-			return nil, "engine open: " + err.Error()
-		}
-	case <-time.After(5 * time.Second):
-		s.Disconnect()
-		return nil, "engine open timed out"
+	if err := siotest.Connect(s, 5*time.Second); err != nil {
+		return nil, err.Error()
 	}
-	s.Connect()
 	select {
 	case <-connected:
 	case <-time.After(5 * time.Second):

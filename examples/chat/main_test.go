@@ -15,6 +15,8 @@ import (
 
 	client "github.com/zishang520/socket.io/clients/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/socketio-go/redisstreams/internal/siotest"
 )
 
 const waitLimit = 10 * time.Second
@@ -218,32 +220,13 @@ func connect(t *testing.T, serverURL string) *chatClient {
 }
 
 func tryConnect(t *testing.T, serverURL string, wait time.Duration) (*chatClient, error) {
-	opts := client.DefaultOptions()
-	opts.SetTransports(types.NewSet(client.WebSocket))
-	opts.SetForceNew(true)
-	opts.SetReconnection(false)
-	opts.SetAutoConnect(false)
-	s, err := client.Connect(serverURL, opts)
+	s, err := siotest.NewClient(serverURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &chatClient{Socket: s, events: make(chan event, 256)}
 	t.Cleanup(func() { s.Disconnect() })
 
-	// clients/socket v3.0.6 can send CONNECT twice when Connect races the manager's opening, and the server closes
-	// the connection on the second one: open the manager first, then register listeners, then connect.
-	opened := make(chan error, 1)
-	s.Io().Open(func(err error) { opened <- err })
-	select {
-	case err := <-opened:
-		if err != nil {
-			s.Disconnect()
-			return nil, fmt.Errorf("engine.io open: %w", err)
-		}
-	case <-time.After(wait):
-		s.Disconnect()
-		return nil, fmt.Errorf("engine.io open: no answer within %v", wait)
-	}
 	for _, name := range []string{"connect", "connect_error", "disconnect", "welcome", "joined", "chat", "system", "notice"} {
 		_ = s.On(types.EventName(name), func(args ...any) {
 			select {
@@ -253,7 +236,10 @@ func tryConnect(t *testing.T, serverURL string, wait time.Duration) (*chatClient
 			}
 		})
 	}
-	s.Connect()
+	// Listeners first, then open the manager and connect (siotest.Connect explains why).
+	if err := siotest.Connect(s, wait); err != nil {
+		return nil, err
+	}
 	select {
 	case e := <-c.events:
 		if e.name != "connect" {
