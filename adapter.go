@@ -49,6 +49,8 @@ type Adapter struct {
 
 	stop chan struct{} // closed by Close: ends the heartbeat loop (StreamsOnly)
 
+	beforeDispatch func() // tests only: runs before each batch of stream entries is delivered
+
 	wg sync.WaitGroup // every goroutine the adapter starts
 }
 
@@ -158,14 +160,14 @@ func (a *Adapter) register(n *nspAdapter) error {
 	if !reading {
 		// The reader starts after the newest entry as of now, so that everything written once Init returns is
 		// read. If Redis cannot say, the reader finds out itself when it can.
-		start, err := a.client.LastID(ctx, n.stream)
+		info, err := a.client.StreamInfo(ctx, n.stream)
 		if err != nil {
 			a.log.Warn("redisstreams: cannot read the stream position", "stream", n.stream, "err", err)
-			start = ""
+			info = rdb.StreamInfo{}
 		}
 		a.mu.Lock()
 		if _, ok := a.readers[n.stream]; !ok && !a.closed {
-			a.startReader(n.stream, start)
+			a.startReader(n.stream, info)
 		}
 		a.mu.Unlock()
 	}

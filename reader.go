@@ -19,23 +19,31 @@ const (
 type streamReader struct {
 	a      *Adapter
 	stream string
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+
+	// For loss detection: entries-added when reading started, entries read since, losses already reported.
+	addedAtStart int64
+	readSince    int64
+	lostReported int64
+	ctx          context.Context
+	cancel       context.CancelFunc
+	done         chan struct{}
 }
 
-func (a *Adapter) startReader(stream, startID string) {
+func (a *Adapter) startReader(stream string, start rdb.StreamInfo) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &streamReader{a: a, stream: stream, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	a.readers[stream] = r
 	batches := make(chan []rdb.Entry, 4)
 	a.wg.Go(func() {
 		defer close(batches)
-		r.read(startID, batches)
+		r.read(start, batches)
 	})
 	a.wg.Go(func() {
 		defer close(r.done)
 		for entries := range batches {
+			if a.beforeDispatch != nil {
+				a.beforeDispatch()
+			}
 			for i := range entries {
 				a.dispatchEntry(stream, &entries[i])
 			}
@@ -45,7 +53,9 @@ func (a *Adapter) startReader(stream, startID string) {
 
 // read runs the XREAD loop from lastID (when empty: the newest entry once Redis answers). It never reads from "$",
 // which loses entries written between two empty reads, and resumes from the last ID it saw after every error.
-func (r *streamReader) read(lastID string, out chan<- []rdb.Entry) {
+func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
+	lastID := start.LastID
+	r.addedAtStart = start.Added
 	a := r.a
 	log := a.log.With("stream", r.stream)
 	var reader rdb.Reader
@@ -55,6 +65,7 @@ func (r *streamReader) read(lastID string, out chan<- []rdb.Entry) {
 		}
 	}()
 	failures := 0
+	var lastCheck time.Time
 	for r.ctx.Err() == nil {
 		var err error
 		if reader == nil {
@@ -67,7 +78,10 @@ func (r *streamReader) read(lastID string, out chan<- []rdb.Entry) {
 		}
 		if err == nil && lastID == "" {
 			ctx, cancel := context.WithTimeout(r.ctx, a.opts.RequestsTimeout)
-			lastID, err = a.client.LastID(ctx, r.stream)
+			var info rdb.StreamInfo
+			if info, err = a.client.StreamInfo(ctx, r.stream); err == nil {
+				lastID, r.addedAtStart = info.LastID, info.Added
+			}
 			cancel()
 		}
 		var entries []rdb.Entry
@@ -92,16 +106,48 @@ func (r *streamReader) read(lastID string, out chan<- []rdb.Entry) {
 			log.Info("redisstreams: stream read recovered", "after_failures", failures, "last_id", lastID)
 			failures = 0
 		}
-		if len(entries) == 0 {
-			continue
+		if len(entries) > 0 {
+			lastID = entries[len(entries)-1].ID
+			r.readSince += int64(len(entries))
+			select {
+			case out <- entries:
+			case <-r.ctx.Done():
+				return
+			}
 		}
-		lastID = entries[len(entries)-1].ID
-		select {
-		case out <- entries:
-		case <-r.ctx.Done():
-			return
+		if int64(len(entries)) < a.opts.ReadCount && time.Since(lastCheck) >= gapCheckInterval {
+			lastCheck = time.Now()
+			r.checkLoss(lastID) // caught up: a good moment to count
 		}
 	}
+}
+
+// gapCheckInterval bounds how often a reader that has caught up checks for lost entries (one XINFO STREAM).
+const gapCheckInterval = time.Second
+
+// checkLoss counts entries that were trimmed (MAXLEN) or deleted before this reader read them, which Node loses
+// silently. When nothing newer than lastID exists, every entry added since the reader started has either been
+// read or is gone: lost = added - added at start - read.
+func (r *streamReader) checkLoss(lastID string) {
+	a := r.a
+	if r.addedAtStart < 0 || lastID == "" {
+		return // Redis < 7 keeps no count of added entries
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, a.opts.RequestsTimeout)
+	info, err := a.client.StreamInfo(ctx, r.stream)
+	cancel()
+	if err != nil || info.Added < 0 || info.LastID != lastID {
+		return // not caught up after all (or Redis busy): later
+	}
+	lost := info.Added - r.addedAtStart - r.readSince
+	if lost <= r.lostReported {
+		return
+	}
+	a.stats.lost.Add(uint64(lost - r.lostReported))
+	a.log.Error("redisstreams: stream entries were trimmed before this server read them; "+
+		"their messages were lost (raise Options.MaxLen, or look for what held this server up)",
+		"stream", r.stream, "lost", lost-r.lostReported, "lost_total", lost, "last_read", lastID)
+	r.lostReported = lost
 }
 
 // backoff grows exponentially with full jitter.

@@ -252,3 +252,55 @@ func TestSlowAckCallbackDoesNotStallRequests(t *testing.T) {
 		t.Fatalf("fetchSockets took %v while an ack callback was blocked", d)
 	}
 }
+
+// A server that falls behind by more than MaxLen entries loses them to trimming: it says so, with the number
+// lost (log and Stats.Lost), instead of losing them silently as Node does. Here node 1's delivery is held while
+// 2,000 entries go into a stream trimmed to about 100, and every server reads one entry per XREAD.
+func TestTrimmedBeforeReadIsReported(t *testing.T) {
+	for _, family := range []string{familyGoRedis, familyRueidis} {
+		t.Run(family, func(t *testing.T) {
+			requireRedis(t)
+			cfg := config{family: family}
+			prefix := "t" + randomID()
+			var adapters []*Adapter
+			for range 2 {
+				a, _, err := cfg.newAdapterOn(t, []string{standalone.Addr()}, Options{StreamName: prefix, ChannelPrefix: prefix,
+					MaxLen: 10, ReadCount: 1, BlockTime: 200 * time.Millisecond, Logger: testLogger(t)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				adapters = append(adapters, a)
+			}
+			gate := make(chan struct{})
+			adapters[1].beforeDispatch = func() { <-gate } // node 1's local delivery is stuck until the gate opens
+			nodes := startClusterWithAdapters(t, adapters)
+			c := nodes[1].connect(t, clientOpts{}, "test")
+			rc := configs[0].newClient(t)
+			for i := range 2000 {
+				nodes[0].io.Emit("test", i)
+			}
+			stream := nodes[0].nsp(t, "/").stream
+			waitFor(t, "trimming", func() bool {
+				n, _ := rc.XLen(t.Context(), stream).Result()
+				return nodes[0].adapter.Stats().Published >= 2000 && n < 1000
+			})
+			close(gate)
+			var received int
+			waitFor(t, "loss reported", func() bool {
+				for len(c.events) > 0 {
+					<-c.events
+					received++
+				}
+				return nodes[1].adapter.Stats().Lost > 0
+			})
+			// Every entry was either delivered to node 1's client or counted as lost, once caught up.
+			waitFor(t, "caught up", func() bool {
+				for len(c.events) > 0 {
+					<-c.events
+					received++
+				}
+				return int(nodes[1].adapter.Stats().Lost)+received == 2000
+			})
+		})
+	}
+}

@@ -11,10 +11,11 @@ type Stats struct {
 	ReadErrors    uint64 // failed XREAD calls (each retried with backoff)
 	Timeouts      uint64 // requests that ended without every response
 	SessionErrors uint64 // connection state recovery reads and writes that failed
+	Lost          uint64 // stream entries trimmed or deleted before this server read them
 }
 
 type counters struct {
-	published, publishErrors, received, invalid, readErrors, timeouts, sessionErrors atomic.Uint64
+	published, publishErrors, received, invalid, readErrors, timeouts, sessionErrors, lost atomic.Uint64
 }
 
 // Stats returns the adapter's counters.
@@ -28,5 +29,6 @@ func (a *Adapter) Stats() Stats {
 		ReadErrors:    c.readErrors.Load(),
 		Timeouts:      c.timeouts.Load(),
 		SessionErrors: c.sessionErrors.Load(),
+		Lost:          c.lost.Load(),
 	}
 }

@@ -107,6 +107,25 @@ func (g *GoRedis) LastID(ctx context.Context, stream string) (string, error) {
 	return msgs[0].ID, nil
 }
 
+// StreamInfo implements Client.
+func (g *GoRedis) StreamInfo(ctx context.Context, stream string) (StreamInfo, error) {
+	info, err := g.client.XInfoStream(ctx, stream).Result()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return StreamInfo{LastID: "0-0", FirstID: "0-0"}, nil
+		}
+		return StreamInfo{}, err
+	}
+	out := StreamInfo{LastID: info.LastGeneratedID, FirstID: info.FirstEntry.ID, Length: info.Length, Added: info.EntriesAdded}
+	if out.FirstID == "" {
+		out.FirstID = "0-0"
+	}
+	if info.RecordedFirstEntryID == "" { // Redis < 7: no entries-added either
+		out.Added = -1
+	}
+	return out, nil
+}
+
 // Publish implements Client.
 func (g *GoRedis) Publish(ctx context.Context, channel string, payload []byte) error {
 	if g.sharded {

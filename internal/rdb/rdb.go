@@ -31,6 +31,14 @@ type Op struct {
 	Err error
 }
 
+// StreamInfo is what XINFO STREAM says of a stream at one instant.
+type StreamInfo struct {
+	LastID  string // last-generated-id
+	FirstID string // the oldest entry still present ("0-0" when empty)
+	Length  int64  // entries present
+	Added   int64  // entries-added: every entry ever added (Redis 7); -1 when Redis does not say
+}
+
 // Client is what the adapter asks of Redis. Implementations must be safe for concurrent use.
 type Client interface {
 	// Batch sends every operation of the batch in one round trip where the client allows it (one per cluster
@@ -40,6 +48,8 @@ type Client interface {
 	XRange(ctx context.Context, stream, start, end string, count int64) ([]Entry, error)
 	// LastID returns the ID of the newest entry of a stream, or "0-0" when the stream is empty or missing.
 	LastID(ctx context.Context, stream string) (string, error)
+	// StreamInfo returns XINFO STREAM's counters, read in one command. A missing stream is all zero ("0-0").
+	StreamInfo(ctx context.Context, stream string) (StreamInfo, error)
 	// Publish sends a PUB/SUB message (SPUBLISH in sharded mode).
 	Publish(ctx context.Context, channel string, payload []byte) error
 	// NumSub returns the number of subscribers of a channel, summed over every node of a cluster.

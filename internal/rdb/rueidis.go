@@ -206,6 +206,33 @@ func (r *Rueidis) LastID(ctx context.Context, stream string) (string, error) {
 	return msgs[0].ID, nil
 }
 
+// StreamInfo implements Client.
+func (r *Rueidis) StreamInfo(ctx context.Context, stream string) (StreamInfo, error) {
+	info, err := r.client.Do(ctx, r.client.B().XinfoStream().Key(stream).Build()).AsMap()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return StreamInfo{LastID: "0-0", FirstID: "0-0"}, nil
+		}
+		return StreamInfo{}, fmt.Errorf("rdb: xinfo stream %s: %w", stream, err)
+	}
+	out := StreamInfo{LastID: "0-0", FirstID: "0-0", Added: -1}
+	if v, ok := info["last-generated-id"]; ok {
+		out.LastID, _ = v.ToString()
+	}
+	if v, ok := info["length"]; ok {
+		out.Length, _ = v.AsInt64()
+	}
+	if v, ok := info["entries-added"]; ok {
+		out.Added, _ = v.AsInt64()
+	}
+	if v, ok := info["first-entry"]; ok {
+		if e, err := v.AsXRangeEntry(); err == nil && e.ID != "" {
+			out.FirstID = e.ID
+		}
+	}
+	return out, nil
+}
+
 // Publish implements Client.
 func (r *Rueidis) Publish(ctx context.Context, channel string, payload []byte) error {
 	op := &Op{Channel: channel, Payload: payload}
