@@ -178,6 +178,26 @@ func TestNode02MixedFleet(t *testing.T) {
 		c.expect(t, "test", "from node")
 	}
 
+	// socketsJoin / socketsLeave, both ways. Operations from different servers are not ordered with each other
+	// (Node's neither), so each server issues its room changes and then its broadcasts: the stream delivers them to
+	// the others in that order. A broadcast to all is the marker for what must not arrive.
+	gos[0].join(t, target{}, "r1")
+	gos[0].emit(t, target{to: []string{"r1"}}, "test", "r1 from go")
+	for _, c := range clients {
+		c.expect(t, "test", "r1 from go")
+	}
+	n0.ctl(t, "leave", map[string]any{"rooms": []string{"r1"}}, nil)
+	n0.ctl(t, "join", map[string]any{"in": clients[1].id, "rooms": []string{"r2"}}, nil)
+	n0.ctl(t, "emit", map[string]any{"event": "test", "to": "r1", "args": []any{"r1 after leave"}}, nil)
+	n0.ctl(t, "emit", map[string]any{"event": "test", "to": "r2", "args": []any{"r2 from node"}}, nil)
+	n0.ctl(t, "emit", map[string]any{"event": "test", "args": []any{"marker"}}, nil)
+	for i, c := range clients {
+		if i == 1 {
+			c.expect(t, "test", "r2 from node")
+		}
+		c.expect(t, "test", "marker")
+	}
+
 	// fetchSockets, both ways.
 	got, errText := gos[0].fetch(t, target{})
 	var gotIDs []string
@@ -234,6 +254,12 @@ func TestNode02MixedFleet(t *testing.T) {
 	}
 	t.Logf("N0 fetchSockets completed %v later", time.Since(start))
 	waitCount(3)
+
+	// disconnectSockets, both ways: Node disconnects a Go server's client, Go disconnects a Node server's client.
+	n0.ctl(t, "disconnect", map[string]any{"in": clients[1].id, "close": true}, nil)
+	clients[1].next(t, "disconnect")
+	gos[0].disconnect(t, target{to: []string{clients[2].id}}, true)
+	clients[2].next(t, "disconnect")
 }
 
 func sorted(v []any) []any {

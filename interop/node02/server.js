@@ -39,7 +39,19 @@ async function main() {
   const ops = {
     count: async () => ({ count: await io.of("/").adapter.serverCount() }),
     emit: async (b) => {
-      io.emit(b.event, ...(b.args || []));
+      (b.to ? io.to(b.to) : io).emit(b.event, ...(b.args || []));
+      return {};
+    },
+    join: async (b) => {
+      (b.in ? io.in(b.in) : io).socketsJoin(b.rooms);
+      return {};
+    },
+    leave: async (b) => {
+      (b.in ? io.in(b.in) : io).socketsLeave(b.rooms);
+      return {};
+    },
+    disconnect: async (b) => {
+      (b.in ? io.in(b.in) : io).disconnectSockets(!!b.close);
       return {};
     },
     fetch: async (b) => {
