@@ -139,9 +139,9 @@ func (r *Rueidis) build(op *Op) rueidis.Completed {
 	b := r.client.B()
 	if op.Channel != "" {
 		if r.sharded {
-			return b.Spublish().Channel(op.Channel).Message(string(op.Payload)).Build()
+			return b.Spublish().Channel(op.Channel).Message(string(op.Payload)).Build().Pin()
 		}
-		return b.Publish().Channel(op.Channel).Message(string(op.Payload)).Build()
+		return b.Publish().Channel(op.Channel).Message(string(op.Payload)).Build().Pin()
 	}
 	key := b.Xadd().Key(op.Stream)
 	if op.MaxLen > 0 {
@@ -158,7 +158,7 @@ func xaddFields[T interface {
 	for i := 0; i+1 < len(fields); i += 2 {
 		fv = fv.FieldValue(fields[i], fields[i+1])
 	}
-	return fv.Build()
+	return fv.Build().Pin()
 }
 
 // fill copies a finished command's outcome into its operation.
@@ -183,9 +183,9 @@ func (r *Rueidis) XRange(ctx context.Context, stream, start, end string, count i
 	cmd := r.client.B().Xrange().Key(stream).Start(start).End(end)
 	var c rueidis.Completed
 	if count > 0 {
-		c = cmd.Count(count).Build()
+		c = cmd.Count(count).Build().Pin()
 	} else {
-		c = cmd.Build()
+		c = cmd.Build().Pin()
 	}
 	msgs, err := r.client.Do(ctx, c).AsXRange()
 	if err != nil {
@@ -196,7 +196,7 @@ func (r *Rueidis) XRange(ctx context.Context, stream, start, end string, count i
 
 // LastID implements Client.
 func (r *Rueidis) LastID(ctx context.Context, stream string) (string, error) {
-	msgs, err := r.client.Do(ctx, r.client.B().Xrevrange().Key(stream).End("+").Start("-").Count(1).Build()).AsXRange()
+	msgs, err := r.client.Do(ctx, r.client.B().Xrevrange().Key(stream).End("+").Start("-").Count(1).Build().Pin()).AsXRange()
 	if err != nil {
 		return "", fmt.Errorf("rdb: xrevrange %s: %w", stream, err)
 	}
@@ -208,7 +208,7 @@ func (r *Rueidis) LastID(ctx context.Context, stream string) (string, error) {
 
 // StreamInfo implements Client.
 func (r *Rueidis) StreamInfo(ctx context.Context, stream string) (StreamInfo, error) {
-	info, err := r.client.Do(ctx, r.client.B().XinfoStream().Key(stream).Build()).AsMap()
+	info, err := r.client.Do(ctx, r.client.B().XinfoStream().Key(stream).Build().Pin()).AsMap()
 	if err != nil {
 		if strings.Contains(err.Error(), "no such key") {
 			return StreamInfo{LastID: "0-0", FirstID: "0-0"}, nil
@@ -257,9 +257,9 @@ func (r *Rueidis) NumSub(ctx context.Context, channel string) (int64, error) {
 		wg.Go(func() {
 			var cmd rueidis.Completed
 			if r.sharded {
-				cmd = node.B().PubsubShardnumsub().Channel(channel).Build()
+				cmd = node.B().PubsubShardnumsub().Channel(channel).Build().Pin()
 			} else {
-				cmd = node.B().PubsubNumsub().Channel(channel).Build()
+				cmd = node.B().PubsubNumsub().Channel(channel).Build().Pin()
 			}
 			m, err := node.Do(ctx, cmd).AsIntMap()
 			mu.Lock()
@@ -280,9 +280,9 @@ func (r *Rueidis) Set(ctx context.Context, key, value string, ttl time.Duration)
 	set := func() rueidis.Completed { // a command is recycled once sent: one per attempt
 		cmd := r.client.B().Set().Key(key).Value(value)
 		if ttl > 0 {
-			return cmd.PxMilliseconds(max(1, ttl.Milliseconds())).Build()
+			return cmd.PxMilliseconds(max(1, ttl.Milliseconds())).Build().Pin()
 		}
-		return cmd.Build()
+		return cmd.Build().Pin()
 	}
 	err := retry(ctx, func() error { return r.client.Do(ctx, set()).Error() }) // see Batch
 	if err != nil {
@@ -297,7 +297,7 @@ func (r *Rueidis) GetDel(ctx context.Context, key string) (string, bool, error) 
 	// which is what the failure would have meant anyway.
 	var v string
 	err := retry(ctx, func() (err error) {
-		v, err = r.client.Do(ctx, r.client.B().Getdel().Key(key).Build()).ToString()
+		v, err = r.client.Do(ctx, r.client.B().Getdel().Key(key).Build().Pin()).ToString()
 		return err
 	})
 	if rerr, ok := rueidis.IsRedisErr(err); ok && strings.Contains(strings.ToLower(rerr.Error()), "unknown command") {
@@ -316,10 +316,10 @@ func (r *Rueidis) GetDel(ctx context.Context, key string) (string, bool, error) 
 func (r *Rueidis) getDelMulti(ctx context.Context, key string) (v string, err error) {
 	err = r.client.Dedicated(func(c rueidis.DedicatedClient) error {
 		res := c.DoMulti(ctx,
-			c.B().Multi().Build(),
-			c.B().Get().Key(key).Build(),
-			c.B().Del().Key(key).Build(),
-			c.B().Exec().Build())
+			c.B().Multi().Build().Pin(),
+			c.B().Get().Key(key).Build().Pin(),
+			c.B().Del().Key(key).Build().Pin(),
+			c.B().Exec().Build().Pin())
 		for _, x := range res[:3] {
 			if err := x.Error(); err != nil {
 				return err
@@ -381,7 +381,7 @@ func (r *rueidisReader) Read(ctx context.Context, stream, lastID string, count i
 	if block > 0 {
 		cmd = b.Blocking() // sent on a connection of the blocking pool
 	} else {
-		cmd = b.Build()
+		cmd = b.Build().Pin()
 	}
 	res, err := r.client.Do(cctx, cmd).AsXRead()
 	if rueidis.IsRedisNil(err) {
@@ -474,11 +474,14 @@ func (s *rueidisSubscriber) start(channels ...string) *rueidisPubSub {
 	return p
 }
 
+// subscribeCmd builds a (S)SUBSCRIBE. Every command here is pinned (.Pin()): rueidis v1.0.79 recycles a command
+// when Do returns, which for a connection failing mid-write can be before that connection's writer is done with
+// it (a data race the race detector reports around Redis restarts).
 func (p *rueidisPubSub) subscribeCmd(c rueidis.CoreClient, channels []string) rueidis.Completed {
 	if p.s.r.sharded {
-		return c.B().Ssubscribe().Channel(channels...).Build()
+		return c.B().Ssubscribe().Channel(channels...).Build().Pin()
 	}
-	return c.B().Subscribe().Channel(channels...).Build()
+	return c.B().Subscribe().Channel(channels...).Build().Pin()
 }
 
 // run keeps one connection subscribed to the wanted channels until stopped, replacing it whenever it fails.
@@ -711,7 +714,7 @@ func (s *rueidisSubscriber) Unsubscribe(ctx context.Context, channels ...string)
 	if dc == nil {
 		return nil // the next connection subscribes to the wanted channels only
 	}
-	err := dc.Do(ctx, dc.B().Unsubscribe().Channel(channels...).Build()).Error()
+	err := dc.Do(ctx, dc.B().Unsubscribe().Channel(channels...).Build().Pin()).Error()
 	if err != nil && !errors.Is(err, rueidis.ErrClosing) && !errors.Is(err, rueidis.ErrDedicatedClientRecycled) {
 		return fmt.Errorf("rdb: unsubscribe %v: %w", channels, err)
 	}
