@@ -38,17 +38,10 @@ func TestMain(m *testing.M) {
 		// go-redis logs through a global logger; its reconnect chatter after each test's Close is noise here.
 		redis.SetLogger(quietLogger{})
 	}
-	code := func() int {
-		if redisErr = redistest.Missing(); redisErr == nil {
-			if standalone, redisErr = redistest.StartServer(redistest.ServerOptions{}); redisErr == nil {
-				defer standalone.Close()
-				if cluster, redisErr = redistest.StartCluster(redistest.ClusterOptions{}); redisErr == nil {
-					defer cluster.Close()
-				}
-			}
-		}
-		return m.Run()
-	}()
+	var stop func()
+	standalone, cluster, stop, redisErr = redistest.StartShared()
+	code := m.Run()
+	stop()
 	os.Exit(code)
 }
 

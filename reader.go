@@ -2,7 +2,6 @@ package redisstreams
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
 
 	"github.com/socketio-go/redisstreams/internal/rdb"
@@ -97,7 +96,7 @@ func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
 			if failures == 1 || failures%20 == 0 {
 				log.Warn("redisstreams: stream read failed, retrying", "err", err, "failures", failures, "last_id", lastID)
 			}
-			if !sleepCtx(r.ctx, backoff(failures)) {
+			if !sleepCtx(r.ctx, rdb.Backoff(failures, minBackoff, maxBackoff)) {
 				return
 			}
 			continue
@@ -148,15 +147,6 @@ func (r *streamReader) checkLoss(lastID string) {
 		"their messages were lost (raise Options.MaxLen, or look for what held this server up)",
 		"stream", r.stream, "lost", lost-r.lostReported, "lost_total", lost, "last_read", lastID)
 	r.lostReported = lost
-}
-
-// backoff grows exponentially with full jitter.
-func backoff(failures int) time.Duration {
-	d := minBackoff << min(failures-1, 10)
-	if d > maxBackoff || d <= 0 {
-		d = maxBackoff
-	}
-	return d/2 + rand.N(d/2+1)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

@@ -28,20 +28,13 @@ func TestMain(m *testing.M) {
 	if !testing.Verbose() {
 		redis.SetLogger(quietLogger{}) // reconnect chatter after each Close
 	}
-	code := func() int {
-		// Without Node there is nothing to run against; do not pay for a cluster then.
-		if nodeMissing() == nil {
-			if redisErr = redistest.Missing(); redisErr == nil {
-				if standalone, redisErr = redistest.StartServer(redistest.ServerOptions{}); redisErr == nil {
-					defer standalone.Close()
-					if cluster, redisErr = redistest.StartCluster(redistest.ClusterOptions{}); redisErr == nil {
-						defer cluster.Close()
-					}
-				}
-			}
-		}
-		return m.Run()
-	}()
+	stop := func() {}
+	// Without Node there is nothing to run against; do not pay for a cluster then.
+	if nodeMissing() == nil {
+		standalone, cluster, stop, redisErr = redistest.StartShared()
+	}
+	code := m.Run()
+	stop()
 	os.Exit(code)
 }
 

@@ -530,7 +530,7 @@ func (p *rueidisPubSub) run() {
 			failures = 0
 		}
 		failures++
-		t := time.NewTimer(min(rueidisMinBackoff<<min(failures-1, 10), rueidisMaxBackoff))
+		t := time.NewTimer(Backoff(failures, rueidisMinBackoff, rueidisMaxBackoff))
 		select {
 		case <-t.C:
 		case <-p.ctx.Done():

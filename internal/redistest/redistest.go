@@ -86,3 +86,26 @@ func require(t testing.TB, missingErr error, strict bool) {
 	}
 	t.Skipf("skipping: %v", missingErr)
 }
+
+// StartShared starts, for a test binary's TestMain, one standalone server and one cluster that its tests share.
+// stop stops both; it is safe to call when err is not nil (it stops what was started).
+func StartShared() (standalone *Server, cluster *Cluster, stop func(), err error) {
+	stop = func() {
+		if cluster != nil {
+			_ = cluster.Close()
+		}
+		if standalone != nil {
+			_ = standalone.Close()
+		}
+	}
+	if err = Missing(); err != nil {
+		return nil, nil, stop, err
+	}
+	if standalone, err = StartServer(ServerOptions{}); err != nil {
+		return nil, nil, stop, err
+	}
+	if cluster, err = StartCluster(ClusterOptions{}); err != nil {
+		return standalone, nil, stop, err
+	}
+	return standalone, cluster, stop, nil
+}
