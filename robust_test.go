@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/socketio-go/redisstreams/internal/redistest"
 	"github.com/socketio-go/redisstreams/internal/wire"
@@ -231,14 +232,20 @@ func TestSlowAckCallbackDoesNotStallRequests(t *testing.T) {
 	cfg := configs[0]
 	nodes := startCluster(t, cfg, clusterOpts{nodes: 2})
 	c := nodes[1].connect(t, clientOpts{})
-	answer(c, "test", 1)
+	// The client answers late, so that the broadcast completes on the adapter's response path (an answer that
+	// arrives before Emit returns completes it inside Emit, on the caller's goroutine).
+	_ = c.On("test", func(args ...any) {
+		if ack, ok := args[len(args)-1].(socket.Ack); ok {
+			time.AfterFunc(200*time.Millisecond, func() { ack([]any{1}, nil) })
+		}
+	})
 	release := make(chan struct{})
+	defer close(release)
 	called := make(chan struct{})
-	nodes[0].io.Timeout(5 * time.Second).EmitWithAck("test")(func([]any, error) {
+	go nodes[0].io.Timeout(5 * time.Second).EmitWithAck("test")(func([]any, error) {
 		close(called)
 		<-release // the application is slow
 	})
-	defer close(release)
 	select {
 	case <-called:
 	case <-time.After(10 * time.Second):
