@@ -266,7 +266,7 @@ func testSingleAckLocal(t *testing.T, cfg config) {
 	answer(clients[1], "test", 2)
 	ch := make(chan ackResult, 1)
 	clients[1].server.Timeout(2 * time.Second).EmitWithAck("test")(func(res []any, err error) { ch <- ackResult{res, err} })
-	r := <-ch
+	r := waitAck(t, ch)
 	if r.err != nil || len(r.args) != 1 || toFloat(r.args[0]) != 2 {
 		t.Fatalf("got %v, %v", r.args, r.err)
 	}
@@ -281,9 +281,21 @@ func testSingleAckRemote(t *testing.T, cfg config) {
 	}
 	ch := make(chan ackResult, 1)
 	sockets[0].Timeout(2 * time.Second).EmitWithAck("test")(func(res []any, err error) { ch <- ackResult{res, err} })
-	r := <-ch
+	r := waitAck(t, ch)
 	if r.err != nil || len(r.args) != 1 || toFloat(r.args[0]) != 2 {
 		t.Fatalf("got %#v, %v", r.args, r.err)
+	}
+}
+
+// waitAck waits for an acknowledgement callback's result, with a deadline.
+func waitAck(t testing.TB, ch <-chan ackResult) ackResult {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(15 * time.Second):
+		t.Fatal("ack callback never called")
+		return ackResult{}
 	}
 }
 
