@@ -266,7 +266,11 @@ func startClusterWithAdapters(t *testing.T, adapters []*Adapter, cos ...clusterO
 		t.Cleanup(func() {
 			done := make(chan struct{})
 			n.io.Close(func(error) { close(done) })
-			<-done
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Errorf("server close did not finish within 10s")
+			}
 			srv.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
