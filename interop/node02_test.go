@@ -1,17 +1,12 @@
 package interop
 
 import (
-	"bufio"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -39,65 +34,13 @@ func requireNode02(t *testing.T) {
 // startNode02 starts node02/server.js and returns it once it listens. It is SIGKILLed at cleanup, or by kill.
 func startNode02(t *testing.T, label string, env []string) (n *nodeServer, kill func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "node", "server.js")
-	cmd.Dir = node02Dir
-	cmd.Env = append(append(cmd.Environ(), env...), "LABEL="+label)
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.WaitDelay = 5 * time.Second
-	p := &nodeProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stderr = p.stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
+	n = spawnNodeServer(t, node02Dir, label, append(env, "LABEL="+label))()
+	kill = func() { // SIGKILL, and wait until it is gone
+		_ = n.proc.cmd.Process.Kill()
+		<-n.proc.done
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.stdin, p.stdout = stdin, bufio.NewReader(stdout)
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatalf("start node02 %s: %v", label, err)
-	}
-	go func() {
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = p.stdin.Close()
-		cancel()
-		<-p.done
-		if s := p.stderr.String(); s != "" && (t.Failed() || testing.Verbose()) {
-			t.Logf("--- stderr of node02 %s ---\n%s", label, s)
-		}
-	})
-	ready := make(chan string, 1)
-	go func() {
-		line, _ := p.stdout.ReadString('\n')
-		ready <- strings.TrimSpace(line)
-		_, _ = p.stdout.WriteTo(discard{})
-	}()
-	select {
-	case line := <-ready:
-		port, ok := strings.CutPrefix(line, "READY ")
-		if !ok {
-			t.Fatalf("node02 %s did not start (%q)\n%s", label, line, p.stderr.String())
-		}
-		kill := func() { // SIGKILL, and wait until it is gone
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-		return &nodeServer{label: label, baseURL: "http://127.0.0.1:" + port, proc: p, http: &http.Client{Timeout: 45 * time.Second}}, kill
-	case <-time.After(30 * time.Second):
-		t.Fatalf("node02 %s: no READY line within 30s\n%s", label, p.stderr.String())
-	}
-	return nil, nil
+	return n, kill
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 type node02Result struct {
 	IDs       []string `json:"ids"`

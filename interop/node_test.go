@@ -42,11 +42,11 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func startNode(t testing.TB, name string, env []string, script string, args ...string) *nodeProc {
+func startNode(t testing.TB, dir, name string, env []string, script string, args ...string) *nodeProc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args...)...)
-	cmd.Dir = nodeDir
+	cmd.Dir = dir
 	cmd.Env = append(cmd.Environ(), env...)
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.WaitDelay = 5 * time.Second
@@ -93,9 +93,9 @@ type nodeServer struct {
 }
 
 // spawnNodeServer starts a Node server; wait returns it once it listens (several can boot in parallel).
-func spawnNodeServer(t testing.TB, label string, env []string) (wait func() *nodeServer) {
+func spawnNodeServer(t testing.TB, dir, label string, env []string) (wait func() *nodeServer) {
 	t.Helper()
-	p := startNode(t, label, env, "server.js")
+	p := startNode(t, dir, label, env, "server.js")
 	ready := make(chan string, 1)
 	go func() {
 		line, err := p.stdout.ReadString('\n')
@@ -162,7 +162,7 @@ type nodeClients struct {
 
 func startNodeClients(t testing.TB) *nodeClients {
 	t.Helper()
-	p := startNode(t, "clients", nil, "client.js")
+	p := startNode(t, nodeDir, "clients", nil, "client.js")
 	nc := &nodeClients{proc: p, pending: map[int]chan map[string]any{}, clients: map[string]*client{}}
 	ready := make(chan struct{})
 	go nc.read(ready)

@@ -103,10 +103,10 @@ func startTopo(t *testing.T, cfg config) *topo {
 	start := time.Now()
 	tp := &topo{cfg: cfg, prefix: "interop-" + randomHex(4), clients: map[string][]*client{}}
 	// Node processes boot in parallel with everything else.
-	waitN0 := spawnNodeServer(t, "N0", cfg.nodeEnv(tp.prefix))
+	waitN0 := spawnNodeServer(t, nodeDir, "N0", cfg.nodeEnv(tp.prefix))
 	var waitN1 func() *nodeServer
 	if !cfg.recovery {
-		waitN1 = spawnNodeServer(t, "N1", cfg.nodeEnv(tp.prefix))
+		waitN1 = spawnNodeServer(t, nodeDir, "N1", cfg.nodeEnv(tp.prefix))
 	}
 	tp.nc = startNodeClients(t)
 	g0 := startGoServer(t, "G0", cfg.newRedis(t), cfg.goOptions(t, tp.prefix), cfg.namespaces, cfg.recovery)
