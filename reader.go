@@ -96,7 +96,7 @@ func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
 			if failures == 1 || failures%20 == 0 {
 				log.Warn("redisstreams: stream read failed, retrying", "err", err, "failures", failures, "last_id", lastID)
 			}
-			if !sleepCtx(r.ctx, rdb.Backoff(failures, minBackoff, maxBackoff)) {
+			if !rdb.Sleep(r.ctx, rdb.Backoff(failures, minBackoff, maxBackoff)) {
 				return
 			}
 			continue
@@ -147,15 +147,4 @@ func (r *streamReader) checkLoss(lastID string) {
 		"their messages were lost (raise Options.MaxLen, or look for what held this server up)",
 		"stream", r.stream, "lost", lost-r.lostReported, "lost_total", lost, "last_read", lastID)
 	r.lostReported = lost
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -1,6 +1,7 @@
 package rdb
 
 import (
+	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -13,4 +14,16 @@ func Backoff(failures int, lo, hi time.Duration) time.Duration {
 		d = hi
 	}
 	return d/2 + rand.N(d/2+1)
+}
+
+// Sleep waits for d, or less if ctx ends first; it reports whether the whole wait happened.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

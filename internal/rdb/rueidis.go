@@ -62,14 +62,7 @@ const writeRetries = 3
 
 // pause waits before retry attempt (0-based): 10ms, 40ms, 160ms. False when ctx ended first.
 func pause(ctx context.Context, attempt int) bool {
-	t := time.NewTimer(10 * time.Millisecond << (2 * attempt))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return Sleep(ctx, 10*time.Millisecond<<(2*attempt))
 }
 
 // retry runs do again, as Batch does for writes, while it fails on a connection error.
