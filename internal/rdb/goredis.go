@@ -261,19 +261,19 @@ func toEntries(msgs []redis.XMessage) []Entry {
 // NewSubscriber implements Client. Regular PUB/SUB shares one connection for every channel; sharded PUB/SUB takes
 // one connection per channel, since each channel may live on a different cluster node.
 func (g *GoRedis) NewSubscriber(handle func(channel string, payload []byte)) Subscriber {
-	return &goRedisSubscriber{g: g, handle: handle, subs: map[string]*goRedisPubSub{}, waiters: map[string][]chan struct{}{}}
+	return &goRedisSubscriber{g: g, handle: handle, subs: map[string]*goRedisPubSub{}}
 }
 
 type goRedisSubscriber struct {
 	g      *GoRedis
 	handle func(channel string, payload []byte)
 
-	mu      sync.Mutex
-	closed  bool
-	shared  *goRedisPubSub            // regular PUB/SUB
-	subs    map[string]*goRedisPubSub // sharded: one per channel
-	waiters map[string][]chan struct{}
-	wg      sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	shared *goRedisPubSub            // regular PUB/SUB
+	subs   map[string]*goRedisPubSub // sharded: one per channel
+	conf   confirmations
+	wg     sync.WaitGroup
 }
 
 type goRedisPubSub struct {
@@ -290,22 +290,12 @@ func (s *goRedisSubscriber) start(ps *redis.PubSub) *goRedisPubSub {
 				s.handle(v.Channel, []byte(v.Payload))
 			case *redis.Subscription:
 				if v.Kind == "subscribe" || v.Kind == "ssubscribe" {
-					s.confirm(v.Channel)
+					s.conf.confirm(v.Channel)
 				}
 			}
 		}
 	})
 	return p
-}
-
-func (s *goRedisSubscriber) confirm(channel string) {
-	s.mu.Lock()
-	ws := s.waiters[channel]
-	delete(s.waiters, channel)
-	s.mu.Unlock()
-	for _, w := range ws {
-		close(w)
-	}
 }
 
 func (s *goRedisSubscriber) Subscribe(ctx context.Context, channels ...string) error {
@@ -320,9 +310,7 @@ func (s *goRedisSubscriber) Subscribe(ctx context.Context, channels ...string) e
 		if _, ok := s.subs[c]; ok {
 			continue // sharded and already subscribed: no new confirmation will come
 		}
-		w := make(chan struct{})
-		waits = append(waits, w)
-		s.waiters[c] = append(s.waiters[c], w)
+		waits = append(waits, s.conf.expect(c))
 		fresh = append(fresh, c)
 	}
 	if !s.g.sharded && s.shared == nil {
@@ -354,27 +342,18 @@ func (s *goRedisSubscriber) Subscribe(ctx context.Context, channels ...string) e
 		err = shared.ps.Subscribe(ctx, channels...)
 	}
 	if err != nil {
-		s.dropWaiters(channels)
+		s.conf.forget(channels, waits)
 		return fmt.Errorf("rdb: subscribe %v: %w", channels, err)
 	}
 	for _, w := range waits {
 		select {
 		case <-w:
 		case <-ctx.Done():
-			s.dropWaiters(channels)
+			s.conf.forget(channels, waits)
 			return fmt.Errorf("rdb: subscribe %v not confirmed: %w", channels, ctx.Err())
 		}
 	}
 	return nil
-}
-
-// dropWaiters forgets the confirmations a failed Subscribe was waiting for.
-func (s *goRedisSubscriber) dropWaiters(channels []string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, c := range channels {
-		delete(s.waiters, c)
-	}
 }
 
 func (s *goRedisSubscriber) Unsubscribe(ctx context.Context, channels ...string) error {

@@ -415,7 +415,7 @@ func fromXRange(msgs []rueidis.XRangeEntry) []Entry {
 // node.
 func (r *Rueidis) NewSubscriber(handle func(channel string, payload []byte)) Subscriber {
 	return &rueidisSubscriber{r: r, handle: handle, subs: map[string]*rueidisPubSub{},
-		waiters: map[string][]chan struct{}{}, done: make(chan struct{})}
+		done: make(chan struct{})}
 }
 
 const (
@@ -431,13 +431,13 @@ type rueidisSubscriber struct {
 	r      *Rueidis
 	handle func(channel string, payload []byte)
 
-	mu      sync.Mutex
-	closed  bool
-	done    chan struct{}             // closed by Close
-	shared  *rueidisPubSub            // regular PUB/SUB
-	subs    map[string]*rueidisPubSub // sharded: one per channel
-	waiters map[string][]chan struct{}
-	wg      sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	done   chan struct{}             // closed by Close
+	shared *rueidisPubSub            // regular PUB/SUB
+	subs   map[string]*rueidisPubSub // sharded: one per channel
+	conf   confirmations
+	wg     sync.WaitGroup
 }
 
 // rueidisPubSub is one dedicated connection and the channels it must be subscribed to. Its run goroutine
@@ -544,7 +544,7 @@ func (p *rueidisPubSub) onMessage(m rueidis.PubSubMessage) {
 func (p *rueidisPubSub) onSubscription(s rueidis.PubSubSubscription) {
 	switch s.Kind {
 	case "subscribe", "ssubscribe":
-		p.s.confirm(s.Channel)
+		p.s.conf.confirm(s.Channel)
 	case "sunsubscribe":
 		// Redis drops the sharded subscriptions of a slot that moved to another node: subscribe again there.
 		p.s.mu.Lock()
@@ -570,16 +570,6 @@ func (p *rueidisPubSub) deliver() {
 	}
 }
 
-func (s *rueidisSubscriber) confirm(channel string) {
-	s.mu.Lock()
-	ws := s.waiters[channel]
-	delete(s.waiters, channel)
-	s.mu.Unlock()
-	for _, w := range ws {
-		close(w)
-	}
-}
-
 func (s *rueidisSubscriber) Subscribe(ctx context.Context, channels ...string) error {
 	if len(channels) == 0 {
 		return nil
@@ -590,11 +580,7 @@ func (s *rueidisSubscriber) Subscribe(ctx context.Context, channels ...string) e
 		return ErrClosed
 	}
 	var waits []chan struct{}
-	wait := func(c string) {
-		w := make(chan struct{})
-		waits = append(waits, w)
-		s.waiters[c] = append(s.waiters[c], w)
-	}
+	wait := func(c string) { waits = append(waits, s.conf.expect(c)) }
 	var (
 		conns []*rueidisPubSub // the connections that will confirm
 		dc    rueidis.DedicatedClient
@@ -653,15 +639,15 @@ func (s *rueidisSubscriber) Subscribe(ctx context.Context, channels ...string) e
 
 // forget drops the waiters of a failed Subscribe and, when unwanted, its channels (regular PUB/SUB).
 func (s *rueidisSubscriber) forget(channels []string, waits []chan struct{}, unwanted bool) {
+	s.conf.forget(channels, waits)
+	if !unwanted {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range channels {
-		if unwanted && s.shared != nil {
+		if s.shared != nil {
 			delete(s.shared.channels, c)
-		}
-		s.waiters[c] = slices.DeleteFunc(s.waiters[c], func(w chan struct{}) bool { return slices.Contains(waits, w) })
-		if len(s.waiters[c]) == 0 {
-			delete(s.waiters, c)
 		}
 	}
 }
