@@ -89,6 +89,9 @@ type Options struct {
 
 	// Logger receives the adapter's logs. Default: discard.
 	Logger *slog.Logger
+
+	// Observer receives timings for metrics (write batches, requests, delivery delay). Default: none.
+	Observer Observer
 }
 
 func (o Options) withDefaults() Options {

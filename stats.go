@@ -1,8 +1,11 @@
 package redisstreams
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
-// Stats is a snapshot of an Adapter's counters since it was created.
+// Stats is a snapshot of an Adapter's counters since it was created, and of its gauges now.
 type Stats struct {
 	Published     uint64 // writes (XADD and PUBLISH) that Redis accepted
 	PublishErrors uint64 // writes that failed
@@ -12,13 +15,44 @@ type Stats struct {
 	Timeouts      uint64 // requests that ended without every response
 	SessionErrors uint64 // connection state recovery reads and writes that failed
 	Lost          uint64 // stream entries trimmed or deleted before this server read them
+	Dropped       uint64 // writes given up after the outage bound (never retried again); each one counted
+	Duplicates    uint64 // stream entries skipped because they repeat one already delivered (a retried write)
+
+	// Gauges.
+	QueuedWrites    int           // writes waiting to be sent, held ones included
+	QueuedBytes     int64         // their size
+	HeldWrites      int           // writes held because Redis is unreachable (a subset of QueuedWrites)
+	PendingRequests int           // requests (fetchSockets, serverSideEmit, broadcast acks) waiting for responses
+	Streams         []StreamStats // one per stream this server reads, sorted by name
+}
+
+// StreamStats describes the reader of one stream.
+type StreamStats struct {
+	Stream     string  // the stream key
+	LastID     string  // the last entry ID read ("" before the first)
+	LagEntries int64   // entries in the stream after LastID, as of the last check
+	LagSeconds float64 // age of the oldest unread entry (from its ID's milliseconds), 0 when caught up
+}
+
+// Observer receives measurements from the adapter's paths, for metrics (see the prometheus module). Set
+// Options.Observer. Its methods are called inline on hot paths: they must be fast, must not block, and must be safe
+// for concurrent use.
+type Observer interface {
+	// WriteBatch: one pipelined round trip of n writes (XADD/PUBLISH) took rtt; err is its first failure.
+	WriteBatch(n int, rtt time.Duration, err error)
+	// Request: a request to the other servers ("fetchSockets", "serverSideEmit", "broadcastWithAck") completed
+	// after rtt; err is ErrTimeout (wrapped) when some responses were missing.
+	Request(kind string, rtt time.Duration, err error)
+	// Delivered: a broadcast read from stream for namespace nsp reached local delivery, delay after its entry ID's
+	// timestamp.
+	Delivered(stream, nsp string, delay time.Duration)
 }
 
 type counters struct {
-	published, publishErrors, received, invalid, readErrors, timeouts, sessionErrors, lost atomic.Uint64
+	published, publishErrors, received, invalid, readErrors, timeouts, sessionErrors, lost, dropped, duplicates atomic.Uint64
 }
 
-// Stats returns the adapter's counters.
+// Stats returns the adapter's counters and gauges.
 func (a *Adapter) Stats() Stats {
 	c := &a.stats
 	return Stats{
@@ -30,5 +64,8 @@ func (a *Adapter) Stats() Stats {
 		Timeouts:      c.timeouts.Load(),
 		SessionErrors: c.sessionErrors.Load(),
 		Lost:          c.lost.Load(),
+		Dropped:       c.dropped.Load(),
+		Duplicates:    c.duplicates.Load(),
+		// TODO(issue 10): gauges (QueuedWrites, QueuedBytes, HeldWrites, PendingRequests, Streams).
 	}
 }
