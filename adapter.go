@@ -82,6 +82,7 @@ func newAdapter(client rdb.Client, opts Options) *Adapter {
 		readerConns: map[string]rdb.Reader{},
 	}
 	a.pub = newPublisher(client, opts.MaxBatch, opts.RequestsTimeout, a.onWrite)
+	a.pub.observer = opts.Observer // read by the publisher's goroutine only after the first write was queued
 	a.stop = make(chan struct{})
 	if opts.StreamsOnly {
 		a.sub = noSubscriber{} // no PUB/SUB command, ever
@@ -222,6 +223,9 @@ func (a *Adapter) dispatchEntry(stream string, e *rdb.Entry) {
 	}
 	for _, n := range targets {
 		n.onMessage(msg)
+	}
+	if o := a.opts.Observer; o != nil && msg.Type == wire.Broadcast {
+		observeDelivered(o, stream, nspName, e.ID)
 	}
 }
 

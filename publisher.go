@@ -16,6 +16,7 @@ type publisher struct {
 	maxBatch int
 	timeout  time.Duration
 	report   func(op *rdb.Op, waited bool) // called for every finished write
+	observer Observer                      // Options.Observer, or nil
 
 	mu     sync.RWMutex // guards closed against sends on queue
 	closed bool
@@ -94,7 +95,14 @@ func (p *publisher) run() {
 			ops = append(ops, &w.Op)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+		var start time.Time
+		if p.observer != nil {
+			start = time.Now()
+		}
 		p.client.Batch(ctx, ops)
+		if p.observer != nil {
+			observeBatch(p.observer, ops, start)
+		}
 		cancel()
 		for _, w := range batch {
 			p.report(&w.Op, w.done != nil)

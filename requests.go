@@ -28,6 +28,7 @@ type request struct {
 	finished   bool
 	err        error
 	timer      *time.Timer
+	start      time.Time // for Options.Observer: when the request was registered (zero without an observer)
 }
 
 // ackRequest is a broadcast with acknowledgements: every server reports its client count, then the clients ack.
@@ -36,6 +37,7 @@ type ackRequest struct {
 	ack         socket.Ack
 	counted     map[string]struct{}
 	missing     map[string]struct{} // StreamsOnly: the servers whose client count is still awaited
+	obs         *ackObservation     // for Options.Observer (nil without one)
 }
 
 // FetchSockets implements socket.Adapter. The returned function blocks until every other server answered or the
@@ -131,6 +133,9 @@ func (n *nspAdapter) ServerSideEmit(args []any) error {
 // there are none left.
 func (n *nspAdapter) addRequest(id string, typ wire.MessageType, expected int, timeout time.Duration, onDone func(*request)) *request {
 	req := &request{typ: typ, expected: expected, responders: map[string]struct{}{}, done: make(chan struct{})}
+	if n.opts().Observer != nil {
+		req.start = time.Now()
+	}
 	n.reqMu.Lock()
 	if n.opts().StreamsOnly {
 		req.missing = n.liveLocked(time.Now())
@@ -174,6 +179,9 @@ func (n *nspAdapter) finishLocked(id string, err error) {
 	req.err = err
 	req.timer.Stop()
 	close(req.done)
+	if o := n.opts().Observer; o != nil {
+		o.Request(requestKind(req), time.Since(req.start), err)
+	}
 }
 
 // failPending ends every pending request of a namespace that leaves the cluster.
@@ -283,6 +291,9 @@ func (n *nspAdapter) BroadcastWithAck(packet *parser.Packet, opts *socket.Broadc
 		readBinaryArgs(packet)
 		id := randomID()
 		ar := &ackRequest{clientCount: clientCount, ack: ack, counted: map[string]struct{}{}}
+		if n.opts().Observer != nil {
+			ar.obs = &ackObservation{start: time.Now(), timeout: timeout}
+		}
 		n.reqMu.Lock()
 		if n.opts().StreamsOnly {
 			ar.missing = n.liveLocked(time.Now())
@@ -293,6 +304,7 @@ func (n *nspAdapter) BroadcastWithAck(packet *parser.Packet, opts *socket.Broadc
 		time.AfterFunc(timeout+time.Second, func() {
 			n.reqMu.Lock()
 			delete(n.ackRequests, id)
+			n.observeAckRequest(ar)
 			n.reqMu.Unlock()
 		})
 		msg := &wire.Message{Type: wire.Broadcast, UID: n.uid, Nsp: n.name, RequestID: id, Packet: wirePacket(packet),
@@ -352,6 +364,9 @@ func (n *nspAdapter) onAckResponse(msg *wire.Message) {
 			req.counted[msg.UID] = struct{}{}
 			delete(req.missing, msg.UID)
 		}
+	}
+	if ok && req.obs != nil {
+		req.obs.record(msg)
 	}
 	n.reqMu.Unlock()
 	if !ok {
