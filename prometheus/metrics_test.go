@@ -170,7 +170,7 @@ func TestScrape(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustDone(t, "silent serverSideEmit", done)
-	a.io.Timeout(300*time.Millisecond).EmitWithAck("ping")(func(res []any, err error) {
+	a.io.Timeout(300 * time.Millisecond).EmitWithAck("ping")(func(res []any, err error) {
 		if err == nil && len(res) != 3 {
 			err = fmt.Errorf("broadcastWithAck: %d acks", len(res))
 		}
