@@ -3,9 +3,11 @@ package prometheus_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -26,6 +28,18 @@ import (
 	"github.com/socketio-go/redisstreams/internal/siotest"
 	rsprom "github.com/socketio-go/redisstreams/prometheus"
 )
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if !testing.Verbose() {
+		redis.SetLogger(quietLogger{}) // go-redis's reconnect chatter when Redis is stopped or closed
+	}
+	os.Exit(m.Run())
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
 
 // server is one Socket.IO server with its adapter and metrics, on a real loopback port.
 type server struct {
@@ -434,4 +448,35 @@ func snake(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// TestScrapeRedisDown: with Redis stopped, a scrape still answers with the counters and gauges, without the server
+// counts it could not read.
+func TestScrapeRedisDown(t *testing.T) {
+	rs := redistest.StartServerT(t, redistest.ServerOptions{})
+	s := startServers(t, rs.Addr(), "down")[0]
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(s.metrics.Collector(s.adapter))
+	hs := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}))
+	defer hs.Close()
+
+	if got := value(scrape(t, hs.URL), "redisstreams_servers", "down", "namespace", "/"); got != 1 {
+		t.Fatalf("servers = %v before the outage, want 1", got)
+	}
+	if err := rs.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	families := scrape(t, hs.URL)
+	if _, ok := families["redisstreams_servers"]; ok {
+		t.Errorf("server count exported while Redis is down")
+	}
+	if got, want := value(families, "redisstreams_published_total", "down"), float64(s.adapter.Stats().Published); got != want {
+		t.Errorf("published_total = %v, Stats().Published = %v", got, want)
+	}
+	if err := rs.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the server count after the restart", func() bool {
+		return value(scrape(t, hs.URL), "redisstreams_servers", "down", "namespace", "/") == 1
+	})
 }
