@@ -165,8 +165,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("redisstreams "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	commonFlags(fs, &cfg)
 	e := &env{cfg: cfg, fs: fs, stdout: stdout, stderr: stderr, redact: func(s string) string { return s }}
+	commonFlags(fs, &e.cfg)
 	err := cmd.run(ctx, e, global.Args()[1:])
 	if e.client != nil {
 		_ = e.client.Close()
@@ -181,8 +181,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	case errors.Is(err, errParse):
 		return 2 // the flag package has said why
-	case ctx.Err() != nil && errors.Is(err, context.Canceled):
-		return 0 // interrupted (tail stops on SIGINT)
+	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+		return 0 // stopped by the caller (tail follows until SIGINT)
 	}
 	fmt.Fprintf(stderr, "redisstreams %s: %s\n", name, e.redact(err.Error()))
 	return 1
