@@ -302,10 +302,14 @@ func TestTail(t *testing.T) {
 		t.Errorf("tail binary:\n%s", out)
 	}
 	// Other types and the emitter's entries.
-	go func() {
+	var emitted sync.WaitGroup
+	defer emitted.Wait()
+	emitted.Go(func() {
 		time.Sleep(200 * time.Millisecond)
-		cli(t, f.args("emit", "-nsp", "/chat", "-to", "r", "-except", "x", "hello", `"world"`, "1", `{"a":[true,null]}`)...)
-	}()
+		if code, _, errOut := cli(t, f.args("emit", "-nsp", "/chat", "-to", "r", "-except", "x", "hello", `"world"`, "1", `{"a":[true,null]}`)...); code != 0 {
+			t.Errorf("emit: %d %s", code, errOut)
+		}
+	})
 	code, out, _ = cli(t, f.args("tail", "-type", "BROADCAST", "-nsp", "/chat", "-json", "-max", "200")...)
 	if code != 0 {
 		t.Fatal(code)
