@@ -23,6 +23,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -244,6 +245,9 @@ func (e *env) connect(ctx context.Context) error {
 				if p, ok := u.User.Password(); ok {
 					o.Username, o.Password = u.User.Username(), p
 					secrets = append(secrets, p)
+				}
+				if u.Scheme == "rediss" {
+					o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 				}
 				a = u.Host
 			}

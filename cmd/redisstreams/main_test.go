@@ -26,6 +26,7 @@ import (
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/socketio-go/redisstreams"
+	"github.com/socketio-go/redisstreams/emitter"
 	"github.com/socketio-go/redisstreams/internal/redistest"
 	"github.com/socketio-go/redisstreams/internal/siotest"
 	"github.com/socketio-go/redisstreams/internal/wire"
@@ -289,6 +290,27 @@ func TestTail(t *testing.T) {
 			t.Errorf("room broadcast: %s", l)
 		}
 	}
+	// History with a filter: the last entries that match, not the last entries filtered. Two joins, then
+	// broadcasts go on.
+	em, err := emitter.New(f.rc, emitter.Options{StreamName: f.prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{"j1", "j2"} {
+		if err := em.In("nobody").SocketsJoin(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "broadcasts after the joins", func() bool {
+		_, out, _ := cli(t, f.args("tail", "-n", "20", "-type", "BROADCAST", "-max", "20")...)
+		return !strings.Contains(out, "SOCKETS_JOIN")
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	code, out, _ = cliContext(t, ctx, f.args("tail", "-n", "2", "-type", "SOCKETS_JOIN", "-max", "2")...)
+	if code != 0 || strings.Count(out, "SOCKETS_JOIN") != 2 || !strings.Contains(out, `join/leave=["j1"]`) || !strings.Contains(out, `join/leave=["j2"]`) {
+		t.Errorf("tail -n 2 -type SOCKETS_JOIN: %d\n%s", code, out)
+	}
 	// Filters, human form.
 	code, out, _ = cli(t, f.args("tail", "-nsp", "/chat", "-type", "broadcast", "-max", "3")...)
 	if code != 0 || strings.Count(out, "\n") != 3 || strings.Contains(out, "nsp=/ ") {
@@ -330,9 +352,9 @@ func TestTail(t *testing.T) {
 		t.Error("the emitter's entry was not tailed")
 	}
 	// An interrupt (ctx) stops a follow without error.
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	if code, _, errOut := cliContext(t, ctx, f.args("tail", "-type", "ADAPTER_CLOSE")...); code != 0 {
+	short, cancelShort := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancelShort()
+	if code, _, errOut := cliContext(t, short, f.args("tail", "-type", "ADAPTER_CLOSE")...); code != 0 {
 		t.Errorf("tail interrupted: %d %s", code, errOut)
 	}
 }

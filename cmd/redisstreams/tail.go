@@ -95,7 +95,7 @@ func parseTypes(s string) (map[int]bool, error) {
 }
 
 func runTail(ctx context.Context, e *env, args []string) error {
-	history := e.fs.Int("n", 0, "print the last `N` entries first (over all streams)")
+	history := e.fs.Int("n", 0, "print the last `N` entries (that the filters keep, over all streams) first")
 	asJSON := e.fs.Bool("json", false, "print one JSON object per entry")
 	nsp := e.fs.String("nsp", "", "only entries of this `namespace`")
 	types := e.fs.String("type", "", "only entries of these `types` (comma separated names or numbers)")
@@ -144,7 +144,7 @@ func runTail(ctx context.Context, e *env, args []string) error {
 		last, err := e.rdb.LastID(cctx, s)
 		if err == nil && *history > 0 {
 			var msgs []rdb.Entry
-			msgs, err = lastEntries(cctx, e, s, *history)
+			msgs, err = lastEntries(cctx, e, s, *history, f)
 			for i := range msgs {
 				past = append(past, &msgs[i])
 				pastStream = append(pastStream, s)
@@ -222,20 +222,40 @@ func runTail(ctx context.Context, e *env, args []string) error {
 	}
 }
 
-// lastEntries returns the newest n entries of a stream, oldest first.
-func lastEntries(ctx context.Context, e *env, stream string, n int) ([]rdb.Entry, error) {
-	msgs, err := e.client.XRevRangeN(ctx, stream, "+", "-", int64(n)).Result()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]rdb.Entry, len(msgs))
-	for i, m := range msgs {
-		fields := make(map[string]string, len(m.Values))
-		for k, v := range m.Values {
-			fields[k] = fmt.Sprint(v)
+// historyScan bounds how many entries of one stream tail -n reads backwards looking for matching ones.
+const historyScan = 100_000
+
+// lastEntries returns the newest n entries of a stream that the filter keeps, oldest first, reading backwards
+// in pages (at most historyScan entries).
+func lastEntries(ctx context.Context, e *env, stream string, n int, f filter) ([]rdb.Entry, error) {
+	var out []rdb.Entry // newest first
+	end, read := "+", 0
+	page := int64(max(n, 100))
+	for len(out) < n && read < historyScan {
+		msgs, err := e.client.XRevRangeN(ctx, stream, end, "-", page).Result()
+		if err != nil {
+			return nil, err
 		}
-		out[len(msgs)-1-i] = rdb.Entry{ID: m.ID, Fields: fields}
+		for _, m := range msgs {
+			fields := make(map[string]string, len(m.Values))
+			for k, v := range m.Values {
+				fields[k] = fmt.Sprint(v)
+			}
+			en := rdb.Entry{ID: m.ID, Fields: fields}
+			if f.keep(decodeEntry(stream, &en)) {
+				out = append(out, en)
+				if len(out) == n {
+					break
+				}
+			}
+		}
+		read += len(msgs)
+		if int64(len(msgs)) < page {
+			break
+		}
+		end = "(" + msgs[len(msgs)-1].ID
 	}
+	slices.Reverse(out)
 	return out, nil
 }
 
