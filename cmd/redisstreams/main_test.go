@@ -85,6 +85,7 @@ type fleetOpts struct {
 	cluster     bool
 	streamCount int
 	streamsOnly bool
+	sharded     bool
 	servers     int
 }
 
@@ -118,9 +119,12 @@ func startFleet(t *testing.T, fo fleetOpts) *fleet {
 	if fo.streamsOnly {
 		f.conn = append(f.conn, "-streams-only")
 	}
+	if fo.sharded {
+		f.conn = append(f.conn, "-sharded")
+	}
 	for range max(fo.servers, 2) {
 		a, err := redisstreams.New(newClient(), redisstreams.Options{StreamName: f.prefix, ChannelPrefix: f.prefix,
-			SessionKeyPrefix: f.prefix + ":session:", StreamCount: fo.streamCount, StreamsOnly: fo.streamsOnly,
+			SessionKeyPrefix: f.prefix + ":session:", StreamCount: fo.streamCount, StreamsOnly: fo.streamsOnly, UseShardedPubSub: fo.sharded,
 			BlockTime: time.Second, HeartbeatInterval: 200 * time.Millisecond, HeartbeatTimeout: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)
@@ -213,9 +217,10 @@ func TestStatus(t *testing.T) {
 	for _, fo := range []fleetOpts{
 		{},
 		{cluster: true, streamCount: 5},
+		{cluster: true, sharded: true, servers: 3},
 		{streamsOnly: true, servers: 3},
 	} {
-		t.Run(fmt.Sprintf("cluster=%v,count=%d,streamsOnly=%v", fo.cluster, fo.streamCount, fo.streamsOnly), func(t *testing.T) {
+		t.Run(fmt.Sprintf("cluster=%v,count=%d,sharded=%v,streamsOnly=%v", fo.cluster, fo.streamCount, fo.sharded, fo.streamsOnly), func(t *testing.T) {
 			f := startFleet(t, fo)
 			storeSessions(t, f, 3)
 			want := max(fo.servers, 2)
@@ -391,6 +396,11 @@ func TestEmit(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the client never got the emitted event")
+	}
+	// tail follows every stream of the layout: the entry is on the stream of /chat.
+	code, out, errOut = cli(t, f.args("tail", "-n", "300", "-nsp", "/chat", "-json", "-max", "300")...)
+	if code != 0 || !strings.Contains(out, `"uid":"emitter"`) || !strings.Contains(out, `"stream":"`+wire.StreamName(f.prefix, 5, "/chat")+`"`) {
+		t.Errorf("tail after emit: %d %s", code, errOut)
 	}
 	code, _, errOut = cli(t, f.args("emit", "cli", "not-json")...)
 	if code != 2 || !strings.Contains(errOut, "is not JSON") {
