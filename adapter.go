@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
@@ -304,15 +303,4 @@ func randomID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func channelName(prefix, nsp string, uid string) string {
-	var sb strings.Builder
-	sb.WriteString(prefix)
-	sb.WriteByte('#')
-	sb.WriteString(nsp)
-	sb.WriteByte('#')
-	if uid != "" {
-		sb.WriteString(uid)
-		sb.WriteByte('#')
-	}
-	return sb.String()
-}
+func channelName(prefix, nsp string, uid string) string { return wire.ChannelName(prefix, nsp, uid) }

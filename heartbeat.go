@@ -10,8 +10,9 @@ import (
 // The streams-only layout (Options.StreamsOnly): membership by heartbeats, as the Node adapter 0.2.x and
 // socket.io-adapter's ClusterAdapterWithHeartbeat do it.
 
-// emitterUID is the uid of the messages of @socket.io/redis-streams-emitter, which is not a server.
-const emitterUID = "emitter"
+// emitterUID is the uid of the messages of the emitters (ours and @socket.io/redis-streams-emitter), which are
+// not servers.
+const emitterUID = wire.EmitterUID
 
 // noSubscriber stands in for the PUB/SUB subscriber in streams-only mode: nothing is ever subscribed.
 type noSubscriber struct{}

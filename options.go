@@ -5,22 +5,24 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/socketio-go/redisstreams/internal/wire"
 )
 
 // Defaults, equal to the Node adapter's.
 const (
-	DefaultStreamName       = "socket.io"
-	DefaultStreamCount      = 1
-	DefaultChannelPrefix    = "socket.io"
-	DefaultMaxLen           = 10000
+	DefaultStreamName       = wire.DefaultStreamName
+	DefaultStreamCount      = wire.DefaultStreamCount
+	DefaultChannelPrefix    = wire.DefaultChannelPrefix
+	DefaultMaxLen           = wire.DefaultMaxLen
 	DefaultReadCount        = 100
 	DefaultBlockTime        = 5 * time.Second
-	DefaultSessionKeyPrefix = "sio:session:"
-	DefaultRequestsTimeout  = 5 * time.Second
+	DefaultSessionKeyPrefix = wire.DefaultSessionKeyPrefix
+	DefaultRequestsTimeout  = wire.DefaultRequestsTimeout
 	DefaultMaxBatch         = 512
 	// Streams-only layout (Options.StreamsOnly), equal to the 0.2.x adapter's.
-	DefaultHeartbeatInterval = 5 * time.Second
-	DefaultHeartbeatTimeout  = 10 * time.Second
+	DefaultHeartbeatInterval = wire.DefaultHeartbeatInterval
+	DefaultHeartbeatTimeout  = wire.DefaultHeartbeatTimeout
 )
 
 // Options configure an Adapter. The zero value of every field means its documented default, so Options{} is

@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	redisstreams "github.com/socketio-go/redisstreams"
+	"github.com/socketio-go/redisstreams/emitter"
 )
 
 // node02Dir holds node02/server.js and its node_modules: @socket.io/redis-streams-adapter 0.2.3, the streams-only
@@ -119,6 +121,31 @@ func TestNode02MixedFleet(t *testing.T) {
 	n0.ctl(t, "emit", map[string]any{"event": "test", "args": []any{"from node"}}, nil)
 	for _, c := range clients {
 		c.expect(t, "test", "from node")
+	}
+
+	// The Go emitter in streams-only mode: its broadcast reaches the clients of both languages' servers, and no
+	// server counts it (Node 0.2.3 excludes uid "emitter" from its heartbeat count, as the Go adapter does).
+	rc := redis.NewClient(&redis.Options{Addr: standalone.Addr()})
+	t.Cleanup(func() { _ = rc.Close() })
+	em, err := emitter.New(rc, emitter.Options{StreamsOnly: true, StreamName: stream, HeartbeatTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := em.Emit("test", "from emitter", i, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range clients {
+			c.expect(t, "test", "from emitter", i, []byte{byte(i)})
+		}
+	}
+	if n, err := em.ServerCount(context.Background()); err != nil || n != 4 {
+		t.Errorf("emitter ServerCount = %d, %v; want 4", n, err)
+	}
+	for _, s := range []any{gos[0], gos[1], n0, n1} {
+		if n := count(s); n != 4 {
+			t.Errorf("%v counts %d servers after the emitter wrote, want 4", s, n)
+		}
 	}
 
 	// socketsJoin / socketsLeave, both ways. Operations from different servers are not ordered with each other

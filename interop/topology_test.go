@@ -40,6 +40,7 @@ type topo struct {
 	cfg     config
 	prefix  string
 	servers []server
+	emitter *emitterOrigin       // origin "E": the Go emitter, not a server
 	clients map[string][]*client // by namespace: go@G0, node@G0, go@N0, node@N0, go@G1, ...
 	nc      *nodeClients
 }
@@ -116,6 +117,7 @@ func startTopo(t *testing.T, cfg config) *topo {
 		g1 := startGoServer(t, "G1", cfg.newRedis(t), cfg.goOptions(t, tp.prefix), cfg.namespaces, false)
 		tp.servers = []server{g0, waitN0(), g1, waitN1()}
 	}
+	tp.emitter = newEmitterOrigin(t, cfg, tp.prefix)
 
 	namespaces := append([]string{"/"}, cfg.namespaces...)
 	// Every server subscribed on every namespace: the cluster is formed.
@@ -234,6 +236,9 @@ func (tp *topo) others(o server) []server {
 
 // server returns the server of that name.
 func (tp *topo) server(name string) server {
+	if name == "E" {
+		return tp.emitter
+	}
 	for _, s := range tp.servers {
 		if s.name() == name {
 			return s
