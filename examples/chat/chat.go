@@ -177,6 +177,9 @@ func (n *node) registerChat() {
 			room, name := u.room, u.name
 			u.mu.Unlock()
 			n.log.Debug("chat: disconnected", "sid", s.Id(), "reason", args)
+			if len(args) > 0 && args[0] == "server shutting down" {
+				return // the page reconnects to a server (recovering its session): not a leave
+			}
 			if room != "" {
 				n.announce(room, name+" left #"+room)
 			}

@@ -177,8 +177,8 @@ func startNode(ctx context.Context, ln net.Listener, rc redis.UniversalClient, p
 func (n *node) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", n.io.ServeHandler(nil)) // Socket.IO (websocket and polling)
-	mux.HandleFunc("GET /api/stats", n.handleStats)    // the cluster view of the page
-	mux.Handle("/", staticHandler())                   // the page and its scripts
+	mux.HandleFunc("GET /api/stats", n.handleStats)   // the cluster view of the page
+	mux.Handle("/", staticHandler())                  // the page and its scripts
 	return mux
 }
 
