@@ -124,7 +124,10 @@ func run(ctx context.Context, cfg config) error {
 	for i, n := range c.nodes {
 		urls[i] = n.url
 	}
-	fmt.Fprintf(out, "chat: ready. Open %s in a browser (Ctrl-C stops).\n", strings.Join(urls, " , "))
+	fmt.Fprintf(out, "chat: ready. Open in a browser (Ctrl-C stops):\n")
+	for _, u := range urls {
+		fmt.Fprintf(out, "  %s\n", u)
+	}
 	if cfg.ready != nil {
 		cfg.ready(urls)
 	}
