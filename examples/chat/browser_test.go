@@ -176,6 +176,12 @@ func TestBrowser(t *testing.T) {
 	send(page2, "back from B")
 	waitJS(page1, "page 2's message on page 1", message("back from B", "true"))
 	shot(t, page1, "page1")
+
+	// A reload keeps the history (sessionStorage), missed marks included.
+	do(page2, "reload page 2", chromedp.Reload())
+	waitJS(page2, "page 2 connected after the reload", connected)
+	waitJS(page2, "history after the reload", message("hello from page 1", `li.classList.contains("history")`)+" && "+
+		message("sent while B was down", `li.classList.contains("missed")`)+" && "+message("back from B", "true"))
 }
 
 // shot saves a screenshot of the page to $CHAT_SCREENSHOT_DIR/<test>-<name>.png when that variable is set.

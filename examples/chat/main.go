@@ -115,7 +115,7 @@ func run(ctx context.Context, cfg config) error {
 	case cfg.RedisURL != "":
 		redis = redactURL(cfg.RedisURL)
 	}
-	fmt.Fprintf(out, "chat: starting %d servers on %s…\n", len(cfg.Ports), redis)
+	fmt.Fprintf(out, "chat: starting %d server(s) on %s…\n", len(cfg.Ports), redis)
 	c, err := startCluster(ctx, cfg)
 	if err != nil {
 		return err
