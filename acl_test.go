@@ -25,12 +25,17 @@ const (
 	// aclPubSub: requests and responses on PUB/SUB channels, with the default ChannelPrefix.
 	aclPubSub        = "&socket.io#* +publish +subscribe +unsubscribe +pubsub|numsub"
 	aclShardedPubSub = "&socket.io#* +spublish +ssubscribe +sunsubscribe +pubsub|shardnumsub"
+	// rueidis leaves sharded channels by closing the connection, without SUNSUBSCRIBE.
+	aclShardedPubSubRueidis = "&socket.io#* +spublish +ssubscribe +pubsub|shardnumsub"
 	// aclRecovery: sessions (default SessionKeyPrefix) and the replay of missed packets.
 	aclRecovery = "~sio:session:* +set +getdel +xrange +xrevrange"
+	// aclPing: go-redis pings an idle subscription (every few seconds), rueidis pings idle connections, and
+	// Adapter.Ping is a readiness check.
+	aclPing = "+ping"
 	// Client families: go-redis's cluster client asks for the slot map and the command table; rueidis (standalone
-	// too) asks whether the server is a cluster, pings, and turns on client-side caching.
+	// too) asks whether the server is a cluster and turns on client-side caching.
 	aclGoRedisCluster = "+cluster|slots +command"
-	aclRueidis        = "+ping +client|tracking +cluster|slots"
+	aclRueidis        = "+client|tracking +cluster|slots"
 )
 
 type aclMode struct {
@@ -49,16 +54,16 @@ const aclPassword = "acl-test-password"
 func aclRules(parts ...string) string { return strings.Join(parts, " ") }
 
 var aclModes = []aclMode{
-	{name: "go-redis-standalone", rules: aclRules(aclStreams, aclPubSub)},
-	{name: "go-redis-standalone-recovery", recovery: true, rules: aclRules(aclStreams, aclPubSub, aclRecovery)},
-	{name: "go-redis-cluster-recovery", cluster: true, recovery: true, rules: aclRules(aclGoRedisCluster, aclStreams, aclPubSub, aclRecovery)},
-	{name: "go-redis-sharded-recovery", cluster: true, recovery: true, opts: Options{UseShardedPubSub: true}, rules: aclRules(aclGoRedisCluster, aclStreams, aclShardedPubSub, aclRecovery)},
-	{name: "go-redis-streamsonly-recovery", recovery: true, opts: Options{StreamsOnly: true}, rules: aclRules(aclStreams, aclRecovery)},
-	{name: "rueidis-standalone", family: familyRueidis, rules: aclRules(aclRueidis, aclStreams, aclPubSub)},
-	{name: "rueidis-standalone-recovery", family: familyRueidis, recovery: true, rules: aclRules(aclRueidis, aclStreams, aclPubSub, aclRecovery)},
-	{name: "rueidis-cluster-recovery", family: familyRueidis, cluster: true, recovery: true, rules: aclRules(aclRueidis, aclStreams, aclPubSub, aclRecovery)},
-	{name: "rueidis-sharded-recovery", family: familyRueidis, cluster: true, recovery: true, opts: Options{UseShardedPubSub: true}, rules: aclRules(aclRueidis, aclStreams, aclShardedPubSub, aclRecovery)},
-	{name: "rueidis-streamsonly-recovery", family: familyRueidis, recovery: true, opts: Options{StreamsOnly: true}, rules: aclRules(aclRueidis, aclStreams, aclRecovery)},
+	{name: "go-redis-standalone", rules: aclRules(aclPing, aclStreams, aclPubSub)},
+	{name: "go-redis-standalone-recovery", recovery: true, rules: aclRules(aclPing, aclStreams, aclPubSub, aclRecovery)},
+	{name: "go-redis-cluster-recovery", cluster: true, recovery: true, rules: aclRules(aclPing, aclGoRedisCluster, aclStreams, aclPubSub, aclRecovery)},
+	{name: "go-redis-sharded-recovery", cluster: true, recovery: true, opts: Options{UseShardedPubSub: true}, rules: aclRules(aclPing, aclGoRedisCluster, aclStreams, aclShardedPubSub, aclRecovery)},
+	{name: "go-redis-streamsonly-recovery", recovery: true, opts: Options{StreamsOnly: true}, rules: aclRules(aclPing, aclStreams, aclRecovery)},
+	{name: "rueidis-standalone", family: familyRueidis, rules: aclRules(aclPing, aclRueidis, aclStreams, aclPubSub)},
+	{name: "rueidis-standalone-recovery", family: familyRueidis, recovery: true, rules: aclRules(aclPing, aclRueidis, aclStreams, aclPubSub, aclRecovery)},
+	{name: "rueidis-cluster-recovery", family: familyRueidis, cluster: true, recovery: true, rules: aclRules(aclPing, aclRueidis, aclStreams, aclPubSub, aclRecovery)},
+	{name: "rueidis-sharded-recovery", family: familyRueidis, cluster: true, recovery: true, opts: Options{UseShardedPubSub: true}, rules: aclRules(aclPing, aclRueidis, aclStreams, aclShardedPubSubRueidis, aclRecovery)},
+	{name: "rueidis-streamsonly-recovery", family: familyRueidis, recovery: true, opts: Options{StreamsOnly: true}, rules: aclRules(aclPing, aclRueidis, aclStreams, aclRecovery)},
 }
 
 // newAdapter builds an adapter whose client logs in as the mode's user, with the client options the README shows.
