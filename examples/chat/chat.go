@@ -78,7 +78,15 @@ func (n *node) registerChat() {
 			return
 		}
 		u := &user{}
-		n.log.Debug("chat: connected", "sid", s.Id())
+		if s.Recovered() {
+			// Connection state recovery restored the socket's id, rooms and data (see userData): pick up where the
+			// page was.
+			if d, ok := s.Data().(map[string]any); ok {
+				u.name, _ = d["name"].(string)
+				u.room, _ = d["room"].(string)
+			}
+		}
+		n.log.Debug("chat: connected", "sid", s.Id(), "recovered", s.Recovered())
 		_ = s.Emit("welcome", map[string]any{"server": n.label, "id": string(s.Id())})
 
 		_ = s.On("join", func(args ...any) {
@@ -169,6 +177,9 @@ func (n *node) registerChat() {
 			room, name := u.room, u.name
 			u.mu.Unlock()
 			n.log.Debug("chat: disconnected", "sid", s.Id(), "reason", args)
+			if len(args) > 0 && args[0] == "server shutting down" {
+				return // the page reconnects to a server (recovering its session): not a leave
+			}
 			if room != "" {
 				n.announce(room, name+" left #"+room)
 			}
@@ -221,7 +232,7 @@ type stats struct {
 	Users   int            `json:"users"`   // sockets connected to any server (FetchSockets)
 	Rooms   map[string]int `json:"rooms"`   // sockets per chat room, cluster-wide
 	Members []member       `json:"members"`
-	Peers   []string       `json:"peers"` // the servers this process runs
+	Peers   []string       `json:"peers"` // the URLs of every server of the cluster (see clusterPeers)
 	Error   string         `json:"error,omitempty"`
 }
 
@@ -258,8 +269,9 @@ func (n *node) clusterStats(ctx context.Context) stats {
 	if time.Since(n.stats.at) < time.Second {
 		return n.stats.last
 	}
-	st := stats{Server: n.label, Rooms: map[string]int{}, Members: []member{}, Peers: n.peers}
+	st := stats{Server: n.label, Rooms: map[string]int{}, Members: []member{}}
 	st.Servers = n.io.Of("/", nil).Adapter().ServerCount()
+	st.Peers = n.clusterPeers(ctx)
 
 	type result struct {
 		sockets []*socket.RemoteSocket
@@ -308,3 +320,53 @@ func (n *node) clusterStats(ctx context.Context) stats {
 }
 
 func typeName(v any) string { return fmt.Sprintf("%T", v) }
+
+// peersEvent is the server-side event (ServerSideEmit) by which a server asks every other server of the cluster,
+// in this process or not, for its URL.
+const peersEvent = "chat:peers"
+
+// answerPeers makes the server answer peersEvent with its URL.
+func (n *node) answerPeers() {
+	n.io.On(peersEvent, func(args ...any) {
+		if len(args) > 0 {
+			if ack, ok := args[len(args)-1].(socket.Ack); ok {
+				ack([]any{n.url}, nil)
+			}
+		}
+	})
+}
+
+// clusterPeers returns the URLs of every server of the cluster: the ones of this process, and the ones that answer
+// peersEvent (other processes). A server that does not answer in time is left out.
+func (n *node) clusterPeers(ctx context.Context) []string {
+	set := map[string]bool{}
+	for _, p := range n.peers {
+		set[p] = true
+	}
+	ch := make(chan []any, 1)
+	err := n.io.ServerSideEmitWithAck(peersEvent)(func(replies []any, err error) {
+		if err != nil {
+			n.log.Debug("chat: some servers did not say their URL", "err", err)
+		}
+		ch <- replies
+	})
+	if err != nil {
+		n.log.Warn("chat: asking the other servers for their URL", "err", err)
+	} else {
+		select {
+		case replies := <-ch:
+			for _, r := range replies {
+				if u, ok := r.(string); ok && strings.HasPrefix(u, "http") {
+					set[u] = true
+				}
+			}
+		case <-ctx.Done():
+		}
+	}
+	peers := make([]string, 0, len(set))
+	for p := range set {
+		peers = append(peers, p)
+	}
+	sort.Strings(peers)
+	return peers
+}

@@ -112,9 +112,9 @@ func (c *chatCluster) redisFactory(cfg config) (func() redis.UniversalClient, er
 	case cfg.RedisURL != "":
 		opt, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
+			return nil, fmt.Errorf("REDIS_URL %s: %w", redactURL(cfg.RedisURL), redactErr(err, cfg.RedisURL))
 		}
-		c.log.Info("chat: using Redis from REDIS_URL", "addr", opt.Addr, "db", opt.DB)
+		c.log.Info("chat: using Redis from REDIS_URL", "url", redactURL(cfg.RedisURL))
 		return func() redis.UniversalClient {
 			o := *opt
 			return redis.NewClient(&o)
@@ -151,7 +151,7 @@ func startNode(ctx context.Context, ln net.Listener, rc redis.UniversalClient, p
 	defer cancel()
 	if err := rc.Ping(pctx).Err(); err != nil {
 		_ = rc.Close()
-		return nil, fmt.Errorf("server %s: cannot reach Redis: %w", label, err)
+		return nil, fmt.Errorf("server %s: cannot reach Redis: %w", label, redactErr(err, redisSecrets(rc)...))
 	}
 	a, err := redisstreams.New(rc, redisstreams.Options{Logger: n.log})
 	if err != nil {
@@ -162,15 +162,24 @@ func startNode(ctx context.Context, ln net.Listener, rc redis.UniversalClient, p
 
 	opts := socket.DefaultServerOptions()
 	opts.SetAdapter(a)
+	// Connection state recovery: a page that loses its connection gets, once back, what it missed (from the stream,
+	// whichever server sent it). The adapter stores the sessions in Redis, so a restarted server can restore them.
+	opts.SetConnectionStateRecovery(socket.DefaultConnectionStateRecovery())
 	n.io = socket.NewServer(nil, opts)
 	n.registerChat()
+	n.answerPeers()
 
-	mux := http.NewServeMux()
-	mux.Handle("/socket.io/", n.io.ServeHandler(nil))
-	mux.HandleFunc("GET /api/stats", n.handleStats)
-	mux.Handle("/", staticHandler())
-	n.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	n.http = &http.Server{Handler: n.routes(), ReadHeaderTimeout: 10 * time.Second}
 	return n, nil
+}
+
+// routes is the server's HTTP API: one line per endpoint.
+func (n *node) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/socket.io/", n.io.ServeHandler(nil)) // Socket.IO (websocket and polling)
+	mux.HandleFunc("GET /api/stats", n.handleStats)   // the cluster view of the page
+	mux.Handle("/", staticHandler())                  // the page and its scripts
+	return mux
 }
 
 // Close stops every server gracefully: Socket.IO servers first (their clients are told, their namespaces leave the

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -42,6 +43,9 @@ type config struct {
 	ShutdownTimeout time.Duration
 
 	Logger *slog.Logger
+	// Out receives the lines meant for the person who started the demo (starting, ready with the URLs); nil
+	// discards them.
+	Out io.Writer
 
 	// ready, if set, is called by run with the servers' URLs once they all accept connections (for tests).
 	ready func(urls []string)
@@ -70,6 +74,7 @@ func main() {
 		os.Exit(2)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	cfg.Out = os.Stdout
 
 	var err error
 	if cfg.Ports, err = parsePorts(ports); err != nil {
@@ -96,6 +101,21 @@ func main() {
 // run starts the cluster, serves until ctx is done (or a server fails), then shuts everything down.
 func run(ctx context.Context, cfg config) error {
 	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	out := cfg.Out
+	if out == nil {
+		out = io.Discard
+	}
+	redis := "the embedded Redis"
+	switch {
+	case len(cfg.ClusterAddrs) > 0:
+		redis = "the Redis Cluster at " + strings.Join(cfg.ClusterAddrs, ",")
+	case cfg.RedisURL != "":
+		redis = redactURL(cfg.RedisURL)
+	}
+	fmt.Fprintf(out, "chat: starting %d server(s) on %s…\n", len(cfg.Ports), redis)
 	c, err := startCluster(ctx, cfg)
 	if err != nil {
 		return err
@@ -103,7 +123,10 @@ func run(ctx context.Context, cfg config) error {
 	urls := make([]string, len(c.nodes))
 	for i, n := range c.nodes {
 		urls[i] = n.url
-		log.Info("chat: open in a browser", "url", n.url)
+	}
+	fmt.Fprintf(out, "chat: ready. Open in a browser (Ctrl-C stops):\n")
+	for _, u := range urls {
+		fmt.Fprintf(out, "  %s\n", u)
 	}
 	if cfg.ready != nil {
 		cfg.ready(urls)

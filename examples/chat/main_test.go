@@ -21,6 +21,9 @@ import (
 
 const waitLimit = 10 * time.Second
 
+// vendoredClientVersion is the version of static/vendor/socket.io-client (see README.md).
+const vendoredClientVersion = "4.8.4"
+
 // testConfig runs the example as main does, but on free ports, with the embedded Redis whatever the environment
 // says.
 func testConfig(t *testing.T, ports int) config {
@@ -71,14 +74,17 @@ func TestChatAcrossServers(t *testing.T) {
 	// The page and its scripts.
 	for _, u := range urls {
 		body := get(t, u, http.StatusOK, "text/html")
-		for _, want := range []string{"<title>", `src="sio.js"`, `src="chat.js"`, `id="messages"`} {
+		for _, want := range []string{"<title>", `src="vendor/socket.io-client/socket.io.min.js"`, `src="chat.js"`, `id="messages"`} {
 			if !strings.Contains(body, want) {
 				t.Fatalf("GET %s: page lacks %q", u, want)
 			}
 		}
 	}
-	if js := get(t, srvB+"sio.js", http.StatusOK, "javascript"); !strings.Contains(js, "EIO=4") {
-		t.Fatalf("sio.js does not look like the protocol client")
+	if js := get(t, srvB+"vendor/socket.io-client/socket.io.min.js", http.StatusOK, "javascript"); !strings.Contains(js, "Socket.IO v"+vendoredClientVersion) {
+		t.Fatalf("the vendored client is not Socket.IO v%s", vendoredClientVersion)
+	}
+	if lic := get(t, srvB+"vendor/socket.io-client/LICENSE", http.StatusOK, "text/plain"); !strings.Contains(lic, "MIT") {
+		t.Fatalf("the vendored client's licence is not served")
 	}
 
 	alice := connect(t, srvA) // general, on A

@@ -3,6 +3,10 @@
 //
 // Servers listen on free loopback ports (never 6379), run with persistence
 // disabled in a private temporary directory, and are killed when closed.
+// A server can also accept TLS ([ServerOptions.TLS], certificates from
+// [NewTLSFiles]), run with ACL users (ServerOptions.Config "user ..." lines),
+// or run as a Sentinel (ExtraArgs "--sentinel").
+//
 // Every process is placed in its own process group and, on Linux, receives
 // SIGKILL if the test binary dies, so crashed tests do not leak servers.
 //

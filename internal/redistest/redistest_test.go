@@ -4,8 +4,10 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -402,4 +404,39 @@ func alive(pid int) bool {
 		return stat[i+2] != 'Z'
 	}
 	return true
+}
+
+func TestServerTLS(t *testing.T) {
+	files, err := NewTLSFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := StartServerT(t, ServerOptions{TLS: files})
+	if s.TLSAddr() == "" || s.TLSAddr() == s.Addr() {
+		t.Fatalf("TLSAddr %q, plain %q", s.TLSAddr(), s.Addr())
+	}
+	cfg, err := files.ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tls.Dial("tcp", s.TLSAddr(), cfg)
+	if err != nil {
+		t.Fatalf("TLS handshake with the generated CA: %v", err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 7)
+	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "+PONG\r\n" {
+		t.Fatalf("PING over TLS: %q %v", buf, err)
+	}
+	// Without the authority, the certificate is refused.
+	if c, err := tls.Dial("tcp", s.TLSAddr(), &tls.Config{MinVersion: tls.VersionTLS12}); err == nil {
+		c.Close()
+		t.Fatal("TLS handshake succeeded without trusting the generated CA")
+	}
+	if s.Restart() != nil || s.TLSAddr() == "" {
+		t.Fatal("restart")
+	}
 }

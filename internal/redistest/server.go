@@ -44,6 +44,10 @@ type ServerOptions struct {
 	// StartTimeout bounds the wait for the server to answer PING after each
 	// start or restart. Zero means 15 seconds.
 	StartTimeout time.Duration
+	// TLS, if set, makes the server accept TLS connections as well, on a port
+	// of their own ([Server.TLSAddr]); the plain port stays open (the harness
+	// uses it to check readiness). See [NewTLSFiles] for a certificate.
+	TLS *TLSFiles
 }
 
 // Server is one redis-server process listening on 127.0.0.1. Its methods are
@@ -52,6 +56,7 @@ type Server struct {
 	opts    ServerOptions
 	dir     string
 	port    int
+	tlsPort int                // 0 without TLS
 	cluster *clusterNodeConfig // nil for standalone servers
 
 	mu     sync.Mutex
@@ -122,6 +127,12 @@ func startServer(opts ServerOptions, cluster *clusterNodeConfig) (*Server, error
 	}
 	for attempt := 1; ; attempt++ {
 		s.port, err = freePort(cluster != nil)
+		if err == nil && opts.TLS != nil {
+			s.tlsPort, err = freePort(false)
+			if err == nil && s.tlsPort == s.port {
+				err = fmt.Errorf("%w: TLS port %d is the plain port", errPortInUse, s.port)
+			}
+		}
 		if err == nil {
 			err = s.start()
 		}
@@ -141,6 +152,15 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 
 // Port returns the server's TCP port. It does not change across restarts.
 func (s *Server) Port() int { return s.port }
+
+// TLSAddr returns the address of the server's TLS port, "127.0.0.1:port", or
+// "" when it was started without [ServerOptions.TLS].
+func (s *Server) TLSAddr() string {
+	if s.tlsPort == 0 {
+		return ""
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.tlsPort))
+}
 
 // Dir returns the server's private working directory.
 func (s *Server) Dir() string { return s.dir }
@@ -243,6 +263,12 @@ func (s *Server) writeConfig() error {
 	b.WriteString("appendonly no\n")
 	fmt.Fprintf(&b, "dir %s\n", strconv.Quote(s.dir))
 	fmt.Fprintf(&b, "logfile %s\n", strconv.Quote(s.LogFile()))
+	if t := s.opts.TLS; t != nil {
+		fmt.Fprintf(&b, "tls-cert-file %s\n", strconv.Quote(t.CertFile))
+		fmt.Fprintf(&b, "tls-key-file %s\n", strconv.Quote(t.KeyFile))
+		fmt.Fprintf(&b, "tls-ca-cert-file %s\n", strconv.Quote(t.CAFile))
+		b.WriteString("tls-auth-clients no\n")
+	}
 	if s.opts.Config != "" {
 		b.WriteString(s.opts.Config)
 		b.WriteString("\n")
@@ -255,6 +281,9 @@ func (s *Server) writeConfig() error {
 
 func (s *Server) args() []string {
 	args := []string{filepath.Join(s.dir, "redis.conf"), "--port", strconv.Itoa(s.port)}
+	if s.tlsPort != 0 {
+		args = append(args, "--tls-port", strconv.Itoa(s.tlsPort))
+	}
 	if s.cluster != nil {
 		args = append(args,
 			"--cluster-enabled", "yes",

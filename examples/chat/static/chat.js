@@ -1,5 +1,10 @@
 "use strict";
 
+// The chat page. It talks to the server that served it through the official Socket.IO client
+// (vendor/socket.io-client), with connection state recovery: after a disconnection, the server replays what the
+// page missed, and the page marks those messages. The page keeps each room's history in sessionStorage, so a
+// reload or a server restart does not wipe it.
+
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const me = location.host; // the server this page talks to
@@ -16,9 +21,26 @@ if (params.get("room")) {
   roomSelect.value = r;
 }
 
-const sock = new MiniSocket();
+const sock = io({ reconnectionDelayMax: 2000 });
 let currentRoom = null;
+let live = false;       // between "connect" and "disconnect"; events that arrive otherwise were replayed
+let everConnected = false;
+let missedCount = 0;
 
+// --- history (per tab, per room) ---------------------------------------------
+const historyMax = 200;
+const historyKey = (room) => `chat.history.${room}`;
+function loadHistory(room) {
+  try { return JSON.parse(sessionStorage.getItem(historyKey(room))) || []; } catch { return []; }
+}
+function remember(room, entry) {
+  const h = loadHistory(room);
+  h.push(entry);
+  sessionStorage.setItem(historyKey(room), JSON.stringify(h.slice(-historyMax)));
+}
+const seen = new Set(); // message ids on the page: a replayed message is never shown twice
+
+// --- rendering ----------------------------------------------------------------
 function setStatus(text, on) {
   $("status").textContent = text;
   $("dot").classList.toggle("on", on);
@@ -45,13 +67,55 @@ function addLine(kind, parts) {
   return li;
 }
 
-function viaBadge(li, server) {
+function badge(li, cls, text, title) {
   const b = li.appendChild(document.createElement("span"));
-  b.className = server === me ? "via" : "via remote";
-  b.textContent = server === me ? `via ${server} (this server)` : `via ${server}`;
-  b.title = "the server this message was sent through";
+  b.className = cls;
+  b.textContent = text;
+  if (title) b.title = title;
 }
 
+function viaBadge(li, server) {
+  badge(li, server === me ? "via" : "via remote", server === me ? `via ${server} (this server)` : `via ${server}`,
+    "the server this message was sent through");
+}
+
+// showEntry renders a stored or received entry: {type: "chat"|"system", id, sid, name, text, server, ts, missed}.
+function showEntry(e, fromHistory) {
+  if (e.id) {
+    if (seen.has(e.id)) return false;
+    seen.add(e.id);
+  }
+  let li;
+  if (e.type === "chat") {
+    li = addLine(e.sid === sock.id || e.mine ? "mine" : "", [["time", hhmmss(e.ts)], ["name", e.name], [null, e.text]]);
+    li.dataset.id = e.id;
+  } else {
+    li = addLine("system", [["time", hhmmss(e.ts)], [null, e.text]]);
+  }
+  li.dataset.server = e.server;
+  viaBadge(li, e.server);
+  if (e.missed) {
+    li.classList.add("missed");
+    badge(li, "tag", "missed", "sent while this page was disconnected; recovered on reconnection");
+  }
+  if (fromHistory) li.classList.add("history");
+  return true;
+}
+
+function showRoom(room, name, server) {
+  $("messages").textContent = "";
+  seen.clear();
+  for (const e of loadHistory(room)) showEntry(e, true);
+  addLine("system", [["time", hhmmss()], [null, `— you are in #${room} as ${name}, on ${server} —`]]);
+}
+
+function receive(type, m) {
+  const e = { type, ...m, missed: !live && sock.recovered, mine: type === "chat" && m.sid === sock.id };
+  if (e.missed) missedCount++;
+  if (showEntry(e, false) && m.room) remember(m.room, e);
+}
+
+// --- socket events --------------------------------------------------------------
 function join() {
   const name = nameInput.value.trim();
   localStorage.setItem("chat.name", name);
@@ -59,31 +123,36 @@ function join() {
 }
 
 sock.on("connect", () => {
-  setStatus(`connected (${sock.id})`, true);
+  // Replayed events (if any) were delivered just before this "connect".
+  if (everConnected) {
+    const text = sock.recovered
+      ? `— reconnected; session recovered, ${missedCount} missed message(s) replayed —`
+      : "— reconnected with a new session; messages sent meanwhile could not be recovered —";
+    const li = addLine("system", [["time", hhmmss()], [null, text]]);
+    li.classList.add(sock.recovered ? "recovered" : "not-recovered");
+  }
+  live = true;
+  everConnected = true;
+  missedCount = 0;
+  setStatus(`connected (${sock.id})${sock.recovered ? ", recovered" : ""}`, true);
   join();
   refreshStats();
 });
-sock.on("disconnect", () => { setStatus("disconnected", false); currentRoom = null; });
-sock.on("reconnecting", (ms) => setStatus(`reconnecting in ${Math.round(ms / 100) / 10}s…`, false));
+sock.on("disconnect", (reason) => {
+  live = false;
+  setStatus(`disconnected (${reason})`, false);
+});
+sock.io.on("reconnect_attempt", (n) => setStatus(`reconnecting (attempt ${n})…`, false));
 sock.on("joined", (j) => {
   if (j.room !== currentRoom) {
     currentRoom = j.room;
-    $("messages").textContent = "";
-    addLine("system", [["time", hhmmss()], [null, `— you are in #${j.room} as ${j.name}, on ${j.server} —`]]);
+    showRoom(j.room, j.name, j.server);
   }
   $("text").focus();
   refreshStats();
 });
-sock.on("chat", (m) => {
-  const li = addLine(m.sid === sock.id ? "mine" : "", [["time", hhmmss(m.ts)], ["name", m.name], [null, m.text]]);
-  li.dataset.server = m.server;
-  viaBadge(li, m.server);
-});
-sock.on("system", (m) => {
-  const li = addLine("system", [["time", hhmmss(m.ts)], [null, m.text]]);
-  viaBadge(li, m.server);
-  refreshStats();
-});
+sock.on("chat", (m) => receive("chat", m));
+sock.on("system", (m) => { receive("system", m); refreshStats(); });
 sock.on("notice", (m) => addLine("system", [["time", hhmmss()], [null, `⚠ ${m.text}`]]));
 
 roomSelect.addEventListener("change", join);
@@ -91,11 +160,12 @@ nameInput.addEventListener("change", join);
 $("send").addEventListener("submit", (e) => {
   e.preventDefault();
   const text = $("text").value.trim();
-  if (!text) return;
-  if (sock.emit("chat", { name: nameInput.value.trim(), room: currentRoom, text })) $("text").value = "";
+  if (!text || !sock.connected) return;
+  sock.emit("chat", { name: nameInput.value.trim(), room: currentRoom, text });
+  $("text").value = "";
 });
 
-// Cluster view: servers in the cluster and connected users, from every server (GET /api/stats).
+// --- cluster view: servers and users of the whole cluster (GET /api/stats) ------------------
 let statsBusy = false;
 async function refreshStats() {
   if (statsBusy) return;
