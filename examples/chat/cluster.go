@@ -11,10 +11,13 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/socketio-go/redisstreams"
+	rsprom "github.com/socketio-go/redisstreams/prometheus"
 )
 
 // chatCluster is the set of chat servers this process runs, and the embedded Redis if there is one.
@@ -37,6 +40,7 @@ type node struct {
 	log     *slog.Logger
 	peers   []string // the URLs of every server of this process, this one included
 	stats   statsCache
+	metrics *prometheus.Registry // the adapter's metrics, served on /metrics
 }
 
 // startCluster connects to (or starts) Redis and starts one chat server per configured port. On error, whatever
@@ -153,12 +157,15 @@ func startNode(ctx context.Context, ln net.Listener, rc redis.UniversalClient, p
 		_ = rc.Close()
 		return nil, fmt.Errorf("server %s: cannot reach Redis: %w", label, redactErr(err, redisSecrets(rc)...))
 	}
-	a, err := redisstreams.New(rc, redisstreams.Options{Logger: n.log})
+	metrics := rsprom.New(rsprom.Options{ConstLabels: prometheus.Labels{"server": label}})
+	a, err := redisstreams.New(rc, redisstreams.Options{Logger: n.log, Observer: metrics})
 	if err != nil {
 		_ = rc.Close()
 		return nil, fmt.Errorf("server %s: %w", label, err)
 	}
 	n.adapter = a
+	n.metrics = prometheus.NewRegistry()
+	n.metrics.MustRegister(metrics.Collector(a))
 
 	opts := socket.DefaultServerOptions()
 	opts.SetAdapter(a)
@@ -176,9 +183,10 @@ func startNode(ctx context.Context, ln net.Listener, rc redis.UniversalClient, p
 // routes is the server's HTTP API: one line per endpoint.
 func (n *node) routes() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("/socket.io/", n.io.ServeHandler(nil)) // Socket.IO (websocket and polling)
-	mux.HandleFunc("GET /api/stats", n.handleStats)   // the cluster view of the page
-	mux.Handle("/", staticHandler())                  // the page and its scripts
+	mux.Handle("/socket.io/", n.io.ServeHandler(nil))                                  // Socket.IO (websocket and polling)
+	mux.HandleFunc("GET /api/stats", n.handleStats)                                    // the cluster view of the page
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{})) // Prometheus
+	mux.Handle("/", staticHandler())                                                   // the page and its scripts
 	return mux
 }
 

@@ -160,6 +160,18 @@ func TestChatAcrossServers(t *testing.T) {
 		t.Errorf("stats: peers %v, want the 3 servers", st.Peers)
 	}
 
+	// Each server serves its adapter's metrics, labelled with the server.
+	metrics := get(t, srvB+"metrics", http.StatusOK, "text/plain")
+	for _, want := range []string{
+		fmt.Sprintf(`redisstreams_servers{namespace="/",server=%q} 3`, host(srvB)),
+		fmt.Sprintf(`redisstreams_delivery_delay_seconds_count{namespace="/",server=%q,stream="socket.io"}`, host(srvB)),
+		"redisstreams_published_total{",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("GET /metrics on B lacks %s:\n%.2000s", want, metrics)
+		}
+	}
+
 	// Leaving a room is announced to it, on the other servers too.
 	bob.join(t, "bob", "random")
 	alice.expectSystem(t, "bob left #general", host(srvB))
