@@ -174,7 +174,8 @@ type clusterOpts struct {
 	recoveryDuration time.Duration // its MaxDisconnectionDuration; 0: the default
 	namespaces       []string
 	adapter          func(*Options)
-	mixed            []config // when set, node i gets the client of mixed[i%len(mixed)] (the options stay cfg's)
+	server           func(*socket.ServerOptions) // more server options, if set
+	mixed            []config                    // when set, node i gets the client of mixed[i%len(mixed)] (the options stay cfg's)
 }
 
 // startCluster starts n servers sharing one Redis, each with its own client and adapter. Every test gets its own
@@ -235,6 +236,9 @@ func startClusterWithAdapters(t *testing.T, adapters []*Adapter, cos ...clusterO
 	for i, a := range adapters {
 		so := socket.DefaultServerOptions()
 		so.SetAdapter(a)
+		if co.server != nil {
+			co.server(so)
+		}
 		if co.recovery {
 			csr := socket.DefaultConnectionStateRecovery()
 			if co.recoveryDuration != 0 {
@@ -342,9 +346,10 @@ type event struct {
 }
 
 type clientOpts struct {
-	nsp   string
-	auth  map[string]any
-	query map[string]string
+	nsp     string
+	auth    map[string]any
+	query   map[string]string
+	polling bool // HTTP long-polling instead of websocket
 }
 
 // connect opens a websocket client to n and waits until the server has its socket. A handshake that stalls is
@@ -376,7 +381,11 @@ func (n *node) tryConnect(t *testing.T, co clientOpts, events []string, wait tim
 			sep = "&"
 		}
 	}
-	s, err := siotest.NewClient(url, co.auth)
+	newClient := siotest.NewClient
+	if co.polling {
+		newClient = siotest.NewPollingClient
+	}
+	s, err := newClient(url, co.auth)
 	if err != nil {
 		t.Fatal(err)
 	}
