@@ -1,6 +1,9 @@
 package wire
 
 import (
+	"encoding/json"
+	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -115,6 +118,53 @@ func FuzzScanBroadcast(f *testing.F) {
 		}
 		if name, ok := args[0].(string); !ok || reservedEvents[name] {
 			t.Fatalf("accepted event name %#v", args[0])
+		}
+	})
+}
+
+// appendJSON must write exactly what encoding/json (HTML escaping off) writes, errors included.
+func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
+	type point struct{ X, Y int }
+	values := []any{nil, true, false, "", "a\"b\\c\n\t\x01\x7f<>&\u2028\u2029é€\xff", 0, -12, int64(1 << 62), int32(-5),
+		uint64(1 << 63), uint32(7), 0.0, 1.5, -0.000001, 1e-7, 1e20, 1e21, 123456789.125, 1e300, float32(3.14), float32(1e-7),
+		[]any{}, []any(nil), []string{"x", "y"}, []string(nil), map[string]any{}, map[string]any(nil),
+		map[string]any{"b": 1, "a": []any{map[string]any{"z": nil, "y": "é"}}, "": 2.5},
+		point{1, 2}, []int{1, 2}, map[string]int{"k": 1}, []byte{1, 2}, int8(3), uint(9), json.Number("12.50"),
+		math.NaN(), math.Inf(1), []any{1, math.Inf(-1)},
+	}
+	for _, v := range values {
+		want, wantErr := EncodeJSON(v)
+		got, err := appendJSON(nil, v, 0)
+		if (err != nil) != (wantErr != nil) {
+			t.Errorf("%#v: error %v, encoding/json %v", v, err, wantErr)
+			continue
+		}
+		if err == nil && string(got) != string(want) {
+			t.Errorf("%#v: got %s, encoding/json %s", v, got, want)
+		}
+	}
+}
+
+func FuzzAppendJSON(f *testing.F) {
+	f.Add(`{"a":[1,2.5,"x\u2028",null,true,{"b":1e300}]}`)
+	f.Fuzz(func(t *testing.T, text string) {
+		var v any
+		if json.Unmarshal([]byte(text), &v) != nil {
+			return
+		}
+		want, wantErr := EncodeJSON(v)
+		got, err := appendJSON(nil, v, 0)
+		if wantErr != nil || err != nil {
+			if errors.Is(err, ErrTooDeep) {
+				return
+			}
+			if (err != nil) != (wantErr != nil) {
+				t.Fatalf("error %v, encoding/json %v", err, wantErr)
+			}
+			return
+		}
+		if string(got) != string(want) {
+			t.Fatalf("got %s, encoding/json %s", got, want)
 		}
 	})
 }
