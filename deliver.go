@@ -31,88 +31,106 @@ func (n *nspAdapter) rawEncoding() bool {
 	return reflect.TypeOf(n.Nsp().Server().Encoder()) == defaultEncoderType
 }
 
-// deliverPacket delivers a decoded packet to the matching local sockets.
+// deliverPacket delivers a decoded packet to the local sockets opts selects.
 func (n *nspAdapter) deliverPacket(packet *parser.Packet, opts *socket.BroadcastOptions) {
-	packet.Nsp = n.name
-	var encoded []types.BufferInterface
-	encoder := n.Nsp().Server().Encoder()
-	n.deliver(opts, func() *parser.Packet { return packet }, func() []types.BufferInterface {
-		if encoded == nil {
-			encoded = encoder.Encode(packet)
+	var rooms, except []socket.Room
+	if opts != nil {
+		if opts.Rooms != nil {
+			rooms = opts.Rooms.Keys()
 		}
-		return encoded
-	})
+		if opts.Except != nil {
+			except = opts.Except.Keys()
+		}
+	}
+	flags := flagsOf(opts)
+	n.deliverPacketTo(packet, rooms, except, flags.Volatile, flags.Compress)
+}
+
+// deliverPacketTo delivers a decoded packet to the local sockets in any of rooms (all when empty) and in none of
+// except.
+func (n *nspAdapter) deliverPacketTo(packet *parser.Packet, rooms, except []socket.Room, volatile bool, compress *bool) {
+	packet.Nsp = n.name
+	d := delivery{n: n, packet: packet, volatile: volatile, compress: compress}
+	n.forEachSocket(rooms, except, &d)
 }
 
 // deliverRaw delivers an EVENT packet whose arguments are the JSON text data (an array, event name first, checked
 // by wire.ScanBroadcast), without decoding them unless an outgoing-packet listener needs the packet.
-func (n *nspAdapter) deliverRaw(data string, opts *socket.BroadcastOptions) {
-	var encoded []types.BufferInterface
-	var packet *parser.Packet
-	n.deliver(opts, func() *parser.Packet {
-		if packet == nil {
-			v, err := wire.DecodeJSON([]byte(data))
-			if err != nil { // cannot happen: ScanBroadcast validated the text
-				v = []any{}
-			}
-			packet = &parser.Packet{Type: parser.EVENT, Nsp: n.name, Data: wire.ForClients(v)}
+func (n *nspAdapter) deliverRaw(data string, o *wire.Options) {
+	d := delivery{n: n, raw: data, volatile: o.Flags.Volatile, compress: o.Flags.Compress}
+	n.forEachSocket(toRooms(o.Rooms), toRooms(o.Except), &d)
+}
+
+// delivery is one broadcast being written to local sockets. What it needs is computed at the first socket that
+// needs it: the decoded packet (outgoing-packet listeners), the encoded packet, the write options.
+type delivery struct {
+	n        *nspAdapter
+	packet   *parser.Packet // nil on the raw path until a listener needs it
+	raw      string         // raw path: the JSON text of the arguments
+	volatile bool
+	compress *bool
+
+	encoded   []types.BufferInterface
+	writeOpts *socket.WriteOptions
+}
+
+func (d *delivery) decoded() *parser.Packet {
+	if d.packet == nil {
+		v, err := wire.DecodeJSON([]byte(d.raw))
+		if err != nil { // cannot happen: ScanBroadcast validated the text
+			v = []any{}
 		}
-		return packet
-	}, func() []types.BufferInterface {
-		if encoded == nil {
-			// The parser's text encoding: <type>[<nsp>,][<id>]<data>.
+		d.packet = &parser.Packet{Type: parser.EVENT, Nsp: d.n.name, Data: wire.ForClients(v)}
+	}
+	return d.packet
+}
+
+// send does for one socket what the in-memory adapter's Broadcast does.
+func (d *delivery) send(s *socket.Socket) {
+	if notify := s.NotifyOutgoingListeners(); notify != nil {
+		notify(d.decoded())
+	}
+	if d.encoded == nil {
+		if d.raw != "" {
+			// The parser's text encoding of an EVENT: 2[<nsp>,]<data>.
 			var sb strings.Builder
-			sb.Grow(len(n.name) + len(data) + 2)
+			sb.Grow(len(d.n.name) + len(d.raw) + 2)
 			sb.WriteByte('0' + byte(parser.EVENT))
-			if n.name != "/" {
-				sb.WriteString(n.name)
+			if d.n.name != "/" {
+				sb.WriteString(d.n.name)
 				sb.WriteByte(',')
 			}
-			sb.WriteString(data)
-			encoded = []types.BufferInterface{types.NewStringBufferString(sb.String())}
+			sb.WriteString(d.raw)
+			d.encoded = []types.BufferInterface{types.NewStringBufferString(sb.String())}
+		} else {
+			d.encoded = d.n.Nsp().Server().Encoder().Encode(d.packet)
 		}
-		return encoded
-	})
-}
-
-// deliver writes a packet to every matching local socket. packet and encode are called at most once each time
-// they are needed (they cache).
-func (n *nspAdapter) deliver(opts *socket.BroadcastOptions, packet func() *parser.Packet, encode func() []types.BufferInterface) {
-	flags := flagsOf(opts)
-	writeOpts := &socket.WriteOptions{}
-	writeOpts.PreEncoded = true
-	writeOpts.Volatile = flags.Volatile
-	writeOpts.Compress = flags.Compress
-	n.forEachSocket(opts, func(s *socket.Socket) {
-		if notify := s.NotifyOutgoingListeners(); notify != nil {
-			notify(packet())
-		}
-		s.Client().WriteToEngine(encode(), writeOpts)
-	})
-}
-
-// forEachSocket calls fn for every connected local socket the options select, once each: the in-memory
-// adapter's apply (in any room of opts.Rooms, or every socket when there is none, and in no room of opts.Except).
-func (n *nspAdapter) forEachSocket(opts *socket.BroadcastOptions, fn func(*socket.Socket)) {
-	var rooms, exceptRooms *types.Set[socket.Room]
-	if opts != nil {
-		rooms, exceptRooms = opts.Rooms, opts.Except
+		d.writeOpts = &socket.WriteOptions{}
+		d.writeOpts.PreEncoded = true
+		d.writeOpts.Volatile = d.volatile
+		d.writeOpts.Compress = d.compress
 	}
+	s.Client().WriteToEngine(d.encoded, d.writeOpts)
+}
+
+// forEachSocket calls d.send for every connected local socket in any of rooms (every socket when there is none)
+// and in none of except, once each: the in-memory adapter's apply.
+func (n *nspAdapter) forEachSocket(rooms, except []socket.Room, d *delivery) {
 	roomIndex := n.Adapter.Rooms()
-	var except map[socket.SocketId]struct{}
-	if exceptRooms != nil && exceptRooms.Len() > 0 {
-		except = map[socket.SocketId]struct{}{}
-		for _, room := range exceptRooms.Keys() {
-			if ids, ok := roomIndex.Load(room); ok {
-				for _, id := range ids.Keys() {
-					except[id] = struct{}{}
-				}
+	var excluded map[socket.SocketId]struct{}
+	for _, room := range except {
+		if ids, ok := roomIndex.Load(room); ok {
+			if excluded == nil {
+				excluded = map[socket.SocketId]struct{}{}
+			}
+			for _, id := range ids.Keys() {
+				excluded[id] = struct{}{}
 			}
 		}
 	}
 	sockets := n.Nsp().Sockets()
 	visit := func(id socket.SocketId) bool {
-		if _, skip := except[id]; skip {
+		if _, skip := excluded[id]; skip {
 			return false
 		}
 		s, ok := sockets.Load(id)
@@ -120,31 +138,33 @@ func (n *nspAdapter) forEachSocket(opts *socket.BroadcastOptions, fn func(*socke
 			return false
 		}
 		if s.Connected() {
-			fn(s)
+			d.send(s)
 		}
 		return true
 	}
-	if rooms == nil || rooms.Len() == 0 {
+	if len(rooms) == 0 {
 		n.Adapter.Sids().Range(func(id socket.SocketId, _ *types.Set[socket.Room]) bool {
 			visit(id)
 			return true
 		})
 		return
 	}
-	keys := rooms.Keys()
-	if len(keys) == 1 { // a room holds each socket once
-		if ids, ok := roomIndex.Load(keys[0]); ok {
+	if len(rooms) == 1 { // a room holds each socket once
+		if ids, ok := roomIndex.Load(rooms[0]); ok {
 			for _, id := range ids.Keys() {
 				visit(id)
 			}
 		}
 		return
 	}
-	seen := map[socket.SocketId]struct{}{}
-	for _, room := range keys {
+	var seen map[socket.SocketId]struct{}
+	for _, room := range rooms {
 		ids, ok := roomIndex.Load(room)
 		if !ok {
 			continue
+		}
+		if seen == nil {
+			seen = map[socket.SocketId]struct{}{}
 		}
 		for _, id := range ids.Keys() {
 			if _, dup := seen[id]; dup {
@@ -175,7 +195,7 @@ func (n *nspAdapter) onRawBroadcast(uid string, rb *wire.RawBroadcast, offset st
 		n.seen(uid)
 	}
 	n.rawBroadcasts.Add(1)
-	n.deliverRaw(data, localOptions(&rb.Opts))
+	n.deliverRaw(data, &rb.Opts)
 	return true
 }
 

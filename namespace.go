@@ -165,12 +165,16 @@ func (n *nspAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOpti
 		if data, ok := packet.Data.([]any); ok && err == nil {
 			data = append(data, offset)
 			packet.Data = data
-			opts = n.routePending(offset, false, data, msg.Opts, opts)
+			if routed := n.routePending(offset, false, data, msg.Opts, opts); routed != opts {
+				n.deliverPacket(packet, routed)
+				return
+			}
 		}
 	} else {
 		_, _ = n.publishStream(context.Background(), msg, false)
 	}
-	n.deliverPacket(packet, opts)
+	// The room lists were read into msg.Opts already.
+	n.deliverPacketTo(packet, toRooms(msg.Opts.Rooms), toRooms(msg.Opts.Except), flags.Volatile, flags.Compress)
 }
 
 // publishStream encodes msg at once (the caller's packet may change afterwards) and queues the XADD; with wait it
