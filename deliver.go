@@ -54,6 +54,30 @@ func (n *nspAdapter) deliverPacketTo(packet *parser.Packet, rooms, except []sock
 	n.forEachSocket(rooms, except, &d)
 }
 
+// deliverOwn delivers a broadcast of this server after its stream entry was encoded: when the entry holds the
+// arguments' JSON text (plain values only), local clients get that text, so the packet is not encoded twice.
+// Outgoing-packet listeners still get the packet itself.
+func (n *nspAdapter) deliverOwn(packet *parser.Packet, msg *wire.Message, flags *socket.BroadcastFlags) {
+	rooms, except := toRooms(msg.Opts.Rooms), toRooms(msg.Opts.Except)
+	args := msg.PlainArgs()
+	_, isArray := packet.Data.([]any)
+	if len(args) < 3 || !isArray || packet.Type != parser.EVENT || packet.Id != nil || !n.rawEncoding() {
+		n.deliverPacketTo(packet, rooms, except, flags.Volatile, flags.Compress)
+		return
+	}
+	if data, ok := packet.Data.([]any); ok && len(data) > len(msg.Packet.Data) { // the offset, appended after XADD
+		offset, ok := data[len(data)-1].(string)
+		if !ok || len(data) != len(msg.Packet.Data)+1 || !isStreamID(offset) {
+			n.deliverPacketTo(packet, rooms, except, flags.Volatile, flags.Compress)
+			return
+		}
+		args = args[:len(args)-1] + `,"` + offset + `"]`
+	}
+	packet.Nsp = n.name
+	d := delivery{n: n, packet: packet, raw: args, volatile: flags.Volatile, compress: flags.Compress}
+	n.forEachSocket(rooms, except, &d)
+}
+
 // deliverRaw delivers an EVENT packet whose arguments are the JSON text data (an array, event name first, checked
 // by wire.ScanBroadcast), without decoding them unless an outgoing-packet listener needs the packet.
 func (n *nspAdapter) deliverRaw(data string, o *wire.Options) {

@@ -294,3 +294,44 @@ func (c *pollingClient) expect(t *testing.T, name string) []any {
 	}
 	return nil
 }
+
+// A server's own broadcast reaches its local clients as the JSON text written to the stream; outgoing-packet
+// listeners get the packet as emitted, and the offset is the last argument.
+func TestOwnBroadcastLocalClients(t *testing.T) {
+	nodes := startCluster(t, configs[0], clusterOpts{nodes: 1, recovery: true, namespaces: []string{"/custom"}})
+	c := nodes[0].connect(t, clientOpts{}, "test")
+	custom := nodes[0].connect(t, clientOpts{nsp: "/custom"}, "test")
+	outgoing := make(chan []any, 4)
+	c.server.OnAnyOutgoing(func(args ...any) { outgoing <- args })
+	payload := map[string]any{"n": 7, "s": "<é>"}
+
+	nodes[0].io.Emit("test", payload)
+	args := c.expect(t, "test")
+	if len(args) != 2 || !reflect.DeepEqual(args[0], map[string]any{"n": float64(7), "s": "<é>"}) {
+		t.Fatalf("client got %#v", args)
+	}
+	offset, _ := args[1].(string)
+	if !isStreamID(offset) {
+		t.Fatalf("offset %#v", args[1])
+	}
+	select {
+	case got := <-outgoing:
+		if !reflect.DeepEqual(got, []any{"test", payload, offset}) { // the int stays an int: not decoded JSON
+			t.Fatalf("outgoing listener got %#v", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("outgoing listener not called")
+	}
+	nodes[0].io.Of("/custom", nil).Emit("test", "c")
+	if args := custom.expect(t, "test"); len(args) != 2 || args[0] != "c" {
+		t.Fatalf("custom client got %#v", args)
+	}
+	nodes[0].io.Emit("test", []byte{9})
+	if args := c.expect(t, "test"); !reflect.DeepEqual(asBytes(args[0]), []byte{9}) {
+		t.Fatalf("binary: client got %#v", args)
+	}
+	nodes[0].io.Volatile().Emit("test", "v")
+	if args := c.expect(t, "test"); !reflect.DeepEqual(args, []any{"v"}) {
+		t.Fatalf("volatile: client got %#v", args)
+	}
+}

@@ -174,7 +174,7 @@ func (n *nspAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOpti
 		_, _ = n.publishStream(context.Background(), msg, false)
 	}
 	// The room lists were read into msg.Opts already.
-	n.deliverPacketTo(packet, toRooms(msg.Opts.Rooms), toRooms(msg.Opts.Except), flags.Volatile, flags.Compress)
+	n.deliverOwn(packet, msg, flags)
 }
 
 // publishStream encodes msg at once (the caller's packet may change afterwards) and queues the XADD; with wait it

@@ -17,15 +17,18 @@ func (m *Message) broadcastJSON() (string, error) {
 	buf := append((*bp)[:0], `{"packet":{"type":`...)
 	buf = strconv.AppendInt(buf, int64(m.Packet.Type), 10)
 	buf = append(buf, `,"data":`...)
+	argsStart := len(buf)
+	generic := false
 	if len(m.Packet.Data) == 0 {
 		buf = append(buf, "[]"...)
 	} else {
 		var err error
-		if buf, err = appendJSON(buf, m.Packet.Data, 0); err != nil {
+		if buf, err = appendJSON(buf, m.Packet.Data, 0, &generic); err != nil {
 			*bp = buf
 			return "", err
 		}
 	}
+	argsEnd := len(buf)
 	if m.Packet.Nsp != "" {
 		buf = append(buf, `,"nsp":`...)
 		buf = appendJSONString(buf, m.Packet.Nsp)
@@ -65,7 +68,12 @@ func (m *Message) broadcastJSON() (string, error) {
 	}
 	buf = append(buf, '}')
 	*bp = buf
-	return string(buf), nil
+	out := string(buf)
+	m.plainArgs = ""
+	if !generic {
+		m.plainArgs = out[argsStart:argsEnd]
+	}
+	return out, nil
 }
 
 func appendJSONStrings(buf []byte, list []string) []byte {

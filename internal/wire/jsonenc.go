@@ -11,8 +11,8 @@ import (
 // appendJSON appends v as JSON, byte for byte what encoding/json (HTML escaping off) writes, without reflection
 // for the types event arguments are made of: nil, bool, string, the integer and float kinds, json.Number, []any,
 // []string and map[string]any. Any other value (structs, typed maps, Marshalers, NaN...) is handed to
-// encoding/json, so the output and the errors stay encoding/json's.
-func appendJSON(b []byte, v any, depth int) ([]byte, error) {
+// encoding/json, so the output and the errors stay encoding/json's; generic, when not nil, is then set.
+func appendJSON(b []byte, v any, depth int, generic *bool) ([]byte, error) {
 	if depth > MaxDepth {
 		return b, ErrTooDeep
 	}
@@ -53,7 +53,7 @@ func appendJSON(b []byte, v any, depth int) ([]byte, error) {
 				b = append(b, ',')
 			}
 			var err error
-			if b, err = appendJSON(b, e, depth+1); err != nil {
+			if b, err = appendJSON(b, e, depth+1, generic); err != nil {
 				return b, err
 			}
 		}
@@ -88,11 +88,14 @@ func appendJSON(b []byte, v any, depth int) ([]byte, error) {
 			b = appendJSONString(b, k)
 			b = append(b, ':')
 			var err error
-			if b, err = appendJSON(b, x[k], depth+1); err != nil {
+			if b, err = appendJSON(b, x[k], depth+1, generic); err != nil {
 				return b, err
 			}
 		}
 		return append(b, '}'), nil
+	}
+	if generic != nil {
+		*generic = true
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

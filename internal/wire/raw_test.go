@@ -134,7 +134,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 	}
 	for _, v := range values {
 		want, wantErr := EncodeJSON(v)
-		got, err := appendJSON(nil, v, 0)
+		got, err := appendJSON(nil, v, 0, nil)
 		if (err != nil) != (wantErr != nil) {
 			t.Errorf("%#v: error %v, encoding/json %v", v, err, wantErr)
 			continue
@@ -153,7 +153,7 @@ func FuzzAppendJSON(f *testing.F) {
 			return
 		}
 		want, wantErr := EncodeJSON(v)
-		got, err := appendJSON(nil, v, 0)
+		got, err := appendJSON(nil, v, 0, nil)
 		if wantErr != nil || err != nil {
 			if errors.Is(err, ErrTooDeep) {
 				return
