@@ -216,7 +216,8 @@ func (a *Adapter) dispatchEntry(stream string, e *rdb.Entry) {
 		return
 	}
 	// A plain broadcast goes to the clients as the JSON text it arrived as (deliver.go); anything else, or a
-	// namespace that cannot take it that way, gets the decoded message.
+	// namespace that cannot take it that way, gets the decoded message. Both reach local delivery here (the
+	// place for Observer.Delivered).
 	var raw *wire.RawBroadcast
 	if e.Fields["type"] == "3" {
 		if rb, ok := wire.ScanBroadcast(nspName, e.Fields["data"]); ok {
