@@ -174,8 +174,9 @@ type clusterOpts struct {
 	recoveryDuration time.Duration // its MaxDisconnectionDuration; 0: the default
 	namespaces       []string
 	adapter          func(*Options)
-	server           func(*socket.ServerOptions) // more server options, if set
-	mixed            []config                    // when set, node i gets the client of mixed[i%len(mixed)] (the options stay cfg's)
+	mixed            []config // when set, node i gets the client of mixed[i%len(mixed)] (the options stay cfg's)
+
+	server func(*socket.ServerOptions) // more server options, if set
 }
 
 // startCluster starts n servers sharing one Redis, each with its own client and adapter. Every test gets its own
@@ -346,10 +347,9 @@ type event struct {
 }
 
 type clientOpts struct {
-	nsp     string
-	auth    map[string]any
-	query   map[string]string
-	polling bool // HTTP long-polling instead of websocket
+	nsp   string
+	auth  map[string]any
+	query map[string]string
 }
 
 // connect opens a websocket client to n and waits until the server has its socket. A handshake that stalls is
@@ -381,11 +381,7 @@ func (n *node) tryConnect(t *testing.T, co clientOpts, events []string, wait tim
 			sep = "&"
 		}
 	}
-	newClient := siotest.NewClient
-	if co.polling {
-		newClient = siotest.NewPollingClient
-	}
-	s, err := newClient(url, co.auth)
+	s, err := siotest.NewClient(url, co.auth)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/zishang520/socket.io/clients/engine/v3/transports"
 	client "github.com/zishang520/socket.io/clients/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
@@ -14,17 +13,8 @@ import (
 // NewClient returns a websocket client for url that is not connected yet and never reconnects by itself, so that
 // listeners can be registered before Connect. auth may be nil.
 func NewClient(url string, auth map[string]any) (*client.Socket, error) {
-	return newClient(url, auth, client.WebSocket)
-}
-
-// NewPollingClient is NewClient with HTTP long-polling as the only transport.
-func NewPollingClient(url string, auth map[string]any) (*client.Socket, error) {
-	return newClient(url, auth, client.Polling)
-}
-
-func newClient(url string, auth map[string]any, transport transports.TransportCtor) (*client.Socket, error) {
 	opts := client.DefaultOptions()
-	opts.SetTransports(types.NewSet(transport))
+	opts.SetTransports(types.NewSet(client.WebSocket))
 	opts.SetForceNew(true)
 	opts.SetReconnection(false)
 	opts.SetAutoConnect(false)
