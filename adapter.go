@@ -215,12 +215,27 @@ func (a *Adapter) dispatchEntry(stream string, e *rdb.Entry) {
 	if len(targets) == 0 {
 		return
 	}
-	msg, err := wire.DecodeStreamEntry(e.ID, e.Fields)
-	if err != nil {
-		a.badEntry(stream, e.ID, err)
-		return
+	// A plain broadcast goes to the clients as the JSON text it arrived as (deliver.go); anything else, or a
+	// namespace that cannot take it that way, gets the decoded message. Both reach local delivery here (the
+	// place for Observer.Delivered).
+	var raw *wire.RawBroadcast
+	if e.Fields["type"] == "3" {
+		if rb, ok := wire.ScanBroadcast(nspName, e.Fields["data"]); ok {
+			raw = &rb
+		}
 	}
+	var msg *wire.Message
 	for _, n := range targets {
+		if raw != nil && n.onRawBroadcast(e.Fields["uid"], raw, e.ID) {
+			continue
+		}
+		if msg == nil {
+			var err error
+			if msg, err = wire.DecodeStreamEntry(e.ID, e.Fields); err != nil {
+				a.badEntry(stream, e.ID, err)
+				return
+			}
+		}
 		n.onMessage(msg)
 	}
 	if o := a.opts.Observer; o != nil && msg.Type == wire.Broadcast {

@@ -179,6 +179,8 @@ type clusterOpts struct {
 	namespaces       []string
 	adapter          func(*Options)
 	mixed            []config // when set, node i gets the client of mixed[i%len(mixed)] (the options stay cfg's)
+
+	server func(*socket.ServerOptions) // more server options, if set
 }
 
 // startCluster starts n servers sharing one Redis, each with its own client and adapter. Every test gets its own
@@ -239,6 +241,9 @@ func startClusterWithAdapters(t *testing.T, adapters []*Adapter, cos ...clusterO
 	for i, a := range adapters {
 		so := socket.DefaultServerOptions()
 		so.SetAdapter(a)
+		if co.server != nil {
+			co.server(so)
+		}
 		if co.recovery {
 			csr := socket.DefaultConnectionStateRecovery()
 			if co.recoveryDuration != 0 {

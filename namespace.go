@@ -45,6 +45,8 @@ type nspAdapter struct {
 
 	attached atomic.Bool
 	detached atomic.Bool
+
+	rawBroadcasts atomic.Uint64 // remote broadcasts delivered as the JSON text they arrived as (deliver.go)
 }
 
 var _ socket.Adapter = (*nspAdapter)(nil)
@@ -151,7 +153,7 @@ func (n *nspAdapter) serverCount() (int64, error) {
 func (n *nspAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOptions) {
 	flags := flagsOf(opts)
 	if flags.Local {
-		n.Adapter.Broadcast(packet, opts)
+		n.deliverPacket(packet, opts)
 		return
 	}
 	readBinaryArgs(packet)
@@ -163,12 +165,16 @@ func (n *nspAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOpti
 		if data, ok := packet.Data.([]any); ok && err == nil {
 			data = append(data, offset)
 			packet.Data = data
-			opts = n.routePending(offset, false, data, msg.Opts, opts)
+			if routed := n.routePending(offset, false, data, msg.Opts, opts); routed != opts {
+				n.deliverPacket(packet, routed)
+				return
+			}
 		}
 	} else {
 		_, _ = n.publishStream(context.Background(), msg, false)
 	}
-	n.Adapter.Broadcast(packet, opts)
+	// The room lists were read into msg.Opts already.
+	n.deliverOwn(packet, msg, flags)
 }
 
 // publishStream encodes msg at once (the caller's packet may change afterwards) and queues the XADD; with wait it
@@ -332,7 +338,7 @@ func (n *nspAdapter) onBroadcast(msg *wire.Message) {
 		packet.Data = data
 		opts = n.routePending(msg.Offset, true, data, msg.Opts, opts)
 	}
-	n.Adapter.Broadcast(packet, opts)
+	n.deliverPacket(packet, opts)
 }
 
 // readBinaryArgs replaces top-level io.Reader arguments with their bytes, so that the same bytes go to Redis and

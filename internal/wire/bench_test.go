@@ -28,3 +28,15 @@ func BenchmarkDecodeStreamEntryJSON(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkScanBroadcast(b *testing.B) {
+	m := &Message{Type: Broadcast, UID: "7fff6d130d126350", Nsp: "/", Opts: &Options{Rooms: []string{"room1"}},
+		Packet: &Packet{Type: 2, Data: []any{"chat", map[string]any{"user": "someone", "text": strings.Repeat("x", 100), "n": 7}}}}
+	f, _ := m.StreamFields(false)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := ScanBroadcast("/", f[7]); !ok {
+			b.Fatal("not accepted")
+		}
+	}
+}

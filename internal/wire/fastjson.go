@@ -1,88 +1,96 @@
 package wire
 
 import (
-	"bytes"
-	"encoding/json"
 	"strconv"
 	"sync"
 	"unicode/utf8"
 )
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// jsonPool holds the buffers broadcastJSON encodes into.
+var jsonPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
-// broadcastJSON writes a BROADCAST's data field without going through maps: the envelope by hand, the packet's
-// arguments with encoding/json. It produces what data() followed by EncodeJSON would, keys in another order.
+// broadcastJSON writes a BROADCAST's data field without going through maps or reflection (appendJSON for the
+// packet's arguments). It produces what data() followed by EncodeJSON would, keys in another order.
 func (m *Message) broadcastJSON() (string, error) {
-	buf := bufPool.Get().(*bytes.Buffer)
-	defer bufPool.Put(buf)
-	buf.Reset()
-	buf.WriteString(`{"packet":{"type":`)
-	buf.WriteString(strconv.Itoa(m.Packet.Type))
-	buf.WriteString(`,"data":`)
+	bp := jsonPool.Get().(*[]byte)
+	defer jsonPool.Put(bp)
+	buf := append((*bp)[:0], `{"packet":{"type":`...)
+	buf = strconv.AppendInt(buf, int64(m.Packet.Type), 10)
+	buf = append(buf, `,"data":`...)
+	argsStart := len(buf)
+	generic := false
 	if len(m.Packet.Data) == 0 {
-		buf.WriteString("[]")
+		buf = append(buf, "[]"...)
 	} else {
-		enc := json.NewEncoder(buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(m.Packet.Data); err != nil {
+		var err error
+		if buf, err = appendJSON(buf, m.Packet.Data, 0, &generic); err != nil {
+			*bp = buf
 			return "", err
 		}
-		buf.Truncate(buf.Len() - 1) // Encode's newline
 	}
+	argsEnd := len(buf)
 	if m.Packet.Nsp != "" {
-		buf.WriteString(`,"nsp":`)
-		writeJSONString(buf, m.Packet.Nsp)
+		buf = append(buf, `,"nsp":`...)
+		buf = appendJSONString(buf, m.Packet.Nsp)
 	}
 	if m.Packet.ID != nil {
-		buf.WriteString(`,"id":`)
-		buf.WriteString(strconv.FormatUint(*m.Packet.ID, 10))
+		buf = append(buf, `,"id":`...)
+		buf = strconv.AppendUint(buf, *m.Packet.ID, 10)
 	}
-	buf.WriteString(`},"opts":{"rooms":`)
-	writeJSONStrings(buf, m.Opts.Rooms)
-	buf.WriteString(`,"except":`)
-	writeJSONStrings(buf, m.Opts.Except)
-	buf.WriteString(`,"flags":{`)
+	buf = append(buf, `},"opts":{"rooms":`...)
+	buf = appendJSONStrings(buf, m.Opts.Rooms)
+	buf = append(buf, `,"except":`...)
+	buf = appendJSONStrings(buf, m.Opts.Except)
+	buf = append(buf, `,"flags":{`...)
 	sep := ""
 	f := &m.Opts.Flags
 	if f.Volatile {
-		buf.WriteString(`"volatile":true`)
+		buf = append(buf, `"volatile":true`...)
 		sep = ","
 	}
 	if f.Compress != nil {
-		buf.WriteString(sep + `"compress":` + strconv.FormatBool(*f.Compress))
+		buf = append(buf, sep+`"compress":`...)
+		buf = strconv.AppendBool(buf, *f.Compress)
 		sep = ","
 	}
 	if f.Timeout != nil {
-		buf.WriteString(sep + `"timeout":` + strconv.FormatInt(*f.Timeout, 10))
+		buf = append(buf, sep+`"timeout":`...)
+		buf = strconv.AppendInt(buf, *f.Timeout, 10)
 		sep = ","
 	}
 	if f.ExpectSingleResponse {
-		buf.WriteString(sep + `"expectSingleResponse":true`)
+		buf = append(buf, sep+`"expectSingleResponse":true`...)
 	}
-	buf.WriteString("}}")
+	buf = append(buf, "}}"...)
 	if m.RequestID != "" {
-		buf.WriteString(`,"requestId":`)
-		writeJSONString(buf, m.RequestID)
+		buf = append(buf, `,"requestId":`...)
+		buf = appendJSONString(buf, m.RequestID)
 	}
-	buf.WriteByte('}')
-	return buf.String(), nil
+	buf = append(buf, '}')
+	*bp = buf
+	out := string(buf)
+	m.plainArgs = ""
+	if !generic {
+		m.plainArgs = out[argsStart:argsEnd]
+	}
+	return out, nil
 }
 
-func writeJSONStrings(buf *bytes.Buffer, list []string) {
-	buf.WriteByte('[')
+func appendJSONStrings(buf []byte, list []string) []byte {
+	buf = append(buf, '[')
 	for i, s := range list {
 		if i > 0 {
-			buf.WriteByte(',')
+			buf = append(buf, ',')
 		}
-		writeJSONString(buf, s)
+		buf = appendJSONString(buf, s)
 	}
-	buf.WriteByte(']')
+	return append(buf, ']')
 }
 
-// writeJSONString escapes like encoding/json with HTML escaping off.
-func writeJSONString(buf *bytes.Buffer, s string) {
+// appendJSONString appends s as a JSON string, escaped like encoding/json with HTML escaping off.
+func appendJSONString(buf []byte, s string) []byte {
 	const hex = "0123456789abcdef"
-	buf.WriteByte('"')
+	buf = append(buf, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -91,25 +99,25 @@ func writeJSONString(buf *bytes.Buffer, s string) {
 				i++
 				continue
 			}
-			buf.WriteString(s[start:i])
+			buf = append(buf, s[start:i]...)
 			switch c {
 			case '"', '\\':
-				buf.WriteByte('\\')
-				buf.WriteByte(c)
+				buf = append(buf, '\\')
+				buf = append(buf, c)
 			case '\n':
-				buf.WriteString(`\n`)
+				buf = append(buf, `\n`...)
 			case '\r':
-				buf.WriteString(`\r`)
+				buf = append(buf, `\r`...)
 			case '\t':
-				buf.WriteString(`\t`)
+				buf = append(buf, `\t`...)
 			case '\b':
-				buf.WriteString(`\b`)
+				buf = append(buf, `\b`...)
 			case '\f':
-				buf.WriteString(`\f`)
+				buf = append(buf, `\f`...)
 			default:
-				buf.WriteString(`\u00`)
-				buf.WriteByte(hex[c>>4])
-				buf.WriteByte(hex[c&0xf])
+				buf = append(buf, `\u00`...)
+				buf = append(buf, hex[c>>4])
+				buf = append(buf, hex[c&0xf])
 			}
 			i++
 			start = i
@@ -117,22 +125,23 @@ func writeJSONString(buf *bytes.Buffer, s string) {
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
-			buf.WriteString(s[start:i])
-			buf.WriteString(`\ufffd`)
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, `\ufffd`...)
 			i += size
 			start = i
 			continue
 		}
 		if r == '\u2028' || r == '\u2029' {
-			buf.WriteString(s[start:i])
-			buf.WriteString(`\u202`)
-			buf.WriteByte(hex[r&0xf])
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, `\u202`...)
+			buf = append(buf, hex[r&0xf])
 			i += size
 			start = i
 			continue
 		}
 		i += size
 	}
-	buf.WriteString(s[start:])
-	buf.WriteByte('"')
+	buf = append(buf, s[start:]...)
+	buf = append(buf, '"')
+	return buf
 }

@@ -104,7 +104,14 @@ type Message struct {
 
 	// Offset is the stream entry ID the message was read from; empty for PUB/SUB messages.
 	Offset string
+
+	plainArgs string // set by StreamFields, see PlainArgs
 }
+
+// PlainArgs returns, after StreamFields has encoded a BROADCAST as JSON, the JSON text of its packet's arguments
+// when they are only plain values (nil, bool, string, numbers, []any, []string, map[string]any): the text a
+// Socket.IO encoder would write for them, up to HTML escaping. Otherwise it returns "".
+func (m *Message) PlainArgs() string { return m.plainArgs }
 
 // hasData reports whether a message of this type carries a data field (heartbeats do not).
 func (m *Message) hasData() bool {
