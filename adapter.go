@@ -238,7 +238,7 @@ func (a *Adapter) dispatchEntry(stream string, e *rdb.Entry) {
 		}
 		n.onMessage(msg)
 	}
-	if o := a.opts.Observer; o != nil && msg.Type == wire.Broadcast {
+	if o := a.opts.Observer; o != nil && (raw != nil || msg.Type == wire.Broadcast) {
 		observeDelivered(o, stream, nspName, e.ID)
 	}
 }

@@ -28,7 +28,7 @@ func (o Object) MarshalJSON() ([]byte, error) {
 		if i > 0 {
 			buf.WriteByte(',')
 		}
-		writeJSONString(&buf, f.Key)
+		buf.Write(appendJSONString(nil, f.Key))
 		buf.WriteByte(':')
 		raw, err := EncodeJSON(f.Value)
 		if err != nil {
