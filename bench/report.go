@@ -27,14 +27,14 @@ func writeResults(dir string, cfg *config, res *runResult) error {
 	}
 	w := csv.NewWriter(f)
 	_ = w.Write([]string{"system", "rep", "target", "attempts", "sent", "achieved", "lost", "dups", "p50_ms", "p99_ms", "max_ms",
-		"cpu_us_A", "cpu_us_B", "cpu_us_C", "cpu_us_redis", "cpu_us_harness", "busy_pct", "other_pct", "flagged", "sustainable"})
+		"cpu_us_A", "cpu_us_B", "cpu_us_C", "cpu_us_redis", "cpu_us_harness", "busy_pct", "other_pct", "flagged", "saturated", "sustainable"})
 	ff := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 	for _, r := range res.Results {
 		for _, s := range r.Steps {
 			_ = w.Write([]string{s.System, strconv.Itoa(s.Rep), ff(s.Target), strconv.Itoa(s.Attempts), strconv.FormatInt(s.Sent, 10),
 				ff(s.Achieved), strconv.FormatInt(s.Lost, 10), strconv.FormatInt(s.Dups, 10), ff(s.P50ms), ff(s.P99ms), ff(s.MaxMs),
 				ff(s.CPU["A"]), ff(s.CPU["B"]), ff(s.CPU["C"]), ff(s.CPU["redis"]), ff(s.CPU["harness"]),
-				ff(s.BusyPct), ff(s.OtherPct), strconv.FormatBool(s.Flagged), strconv.FormatBool(s.OK)})
+				ff(s.BusyPct), ff(s.OtherPct), strconv.FormatBool(s.Flagged), strconv.FormatBool(s.Saturated), strconv.FormatBool(s.OK)})
 		}
 	}
 	w.Flush()
@@ -228,13 +228,26 @@ func markdown(cfg *config, res *runResult) string {
 	}
 	row(metric{fmt.Sprintf("CPU µs per broadcast at %s/s, A+B+C", rate(mid)), stepCPU(mid, "A", "B", "C"), usShort, true})
 	row(metric{fmt.Sprintf("Redis CPU µs per broadcast at %s/s", rate(mid)), stepCPU(mid, "redis"), usShort, true})
-	row(metric{"lost / duplicated, all ladder steps", func(r sysResult) (float64, bool) {
+	count := func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
+	row(metric{"lost + duplicated below saturation (steps before the first saturated one)", func(r sysResult) (float64, bool) {
 		var n int64
 		for _, s := range r.Steps {
+			if s.Saturated {
+				break
+			}
 			n += s.Lost + s.Dups
 		}
 		return float64(n), true
-	}, func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }, false})
+	}, count, false})
+	row(metric{"not received within the drain window, saturated steps", func(r sysResult) (float64, bool) {
+		var n int64
+		for _, s := range r.Steps {
+			if s.Saturated {
+				n += s.Lost
+			}
+		}
+		return float64(n), true
+	}, count, false})
 	row(metric{fmt.Sprintf("fan-out: 1 receiver, %d sockets, CPU µs per socket-send", cfg.FanoutSockets), func(r sysResult) (float64, bool) {
 		return r.FanoutUsPerSend, r.FanoutSent > 0
 	}, func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }, true})

@@ -52,7 +52,7 @@ async function ladder(io, b) {
     while (sent < due) {
       io.emit("ev", { t: nowMicros(), s: b.base + sent, pad });
       sent++;
-      if (el >= warmMs) sentWarm++;
+      if (performance.now() - start >= warmMs) sentWarm++;
     }
     await sleep(1);
   }
