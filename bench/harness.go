@@ -149,7 +149,7 @@ type harness struct {
 	redis *redistest.Server
 	rc    *redis.Client
 	seq   int64 // next sequence number: every step uses a fresh range
-	redos int   // contaminated steps redone so far
+	redos int   // contaminated steps redone so far by the current system in the current rep
 	start time.Time
 }
 
@@ -278,6 +278,7 @@ func (h *harness) system(ctx context.Context, sys string, rep int) (out sysResul
 		out.Error = err.Error()
 		return out
 	}
+	h.redos = 0
 	cl := &cluster{sys: sys, recB: &recorder{}, recC: &recorder{}}
 	defer cl.close()
 	var errs [3]error
@@ -437,6 +438,15 @@ func (h *harness) pids(cl *cluster) map[string]int {
 	return m
 }
 
+// redoShare is how many contaminated steps one system may redo in one rep: an even share of MaxRedos (at least
+// one when MaxRedos > 0), so that every system gets the same chance of a clean step.
+func (h *harness) redoShare() int {
+	if h.cfg.MaxRedos <= 0 {
+		return 0
+	}
+	return max(1, h.cfg.MaxRedos/(len(h.cfg.Systems)*h.cfg.Reps))
+}
+
 // step runs one ladder step, redone while contaminated (bounded by Retries and the time budget); it keeps the
 // cleanest attempt.
 func (h *harness) step(ctx context.Context, cl *cluster, rate float64, rep int) (stepResult, error) {
@@ -451,7 +461,7 @@ func (h *harness) step(ctx context.Context, cl *cluster, rate float64, rep int) 
 			best = st
 		}
 		best.Attempts = attempt
-		if !st.Flagged || attempt > h.cfg.Retries || time.Since(h.start) > h.cfg.Budget || h.redos >= h.cfg.MaxRedos {
+		if !st.Flagged || attempt > h.cfg.Retries || time.Since(h.start) > h.cfg.Budget || h.redos >= h.redoShare() {
 			return best, nil
 		}
 		h.redos++

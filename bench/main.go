@@ -138,7 +138,7 @@ func defaultConfig(quick bool) *config {
 		PubDur:        2 * time.Second,
 		BenchN:        1_000_000,
 		Budget:        6 * time.Minute,
-		MaxRedos:      12,
+		MaxRedos:      16,
 	}
 	if quick {
 		c.Reps = 1
