@@ -77,6 +77,7 @@ type stepResult struct {
 	Achieved float64 `json:"achieved"` // broadcasts/s over the measured window
 	Lost     int64   `json:"lost"`     // summed over the receivers
 	Dups     int64   `json:"dups"`
+	Late     int64   `json:"late_from_earlier_steps"` // events of earlier steps received during this one
 	P50ms    float64 `json:"p50_ms"`
 	P99ms    float64 `json:"p99_ms"`
 	MaxMs    float64 `json:"max_ms"`
@@ -520,9 +521,10 @@ func (h *harness) stepOnce(ctx context.Context, cl *cluster, rate float64) (step
 	}
 	var lat []int32
 	for _, r := range []*recorder{cl.recB, cl.recC} {
-		d, dups, _, l := r.snapshot()
+		d, dups, stray, l := r.snapshot()
 		st.Lost += lr.Sent - d
 		st.Dups += dups
+		st.Late += stray
 		lat = append(lat, l...)
 	}
 	st.P50ms, st.P99ms, st.MaxMs = percentiles(lat)

@@ -26,13 +26,13 @@ func writeResults(dir string, cfg *config, res *runResult) error {
 		return err
 	}
 	w := csv.NewWriter(f)
-	_ = w.Write([]string{"system", "rep", "target", "attempts", "sent", "achieved", "lost", "dups", "p50_ms", "p99_ms", "max_ms",
+	_ = w.Write([]string{"system", "rep", "target", "attempts", "sent", "achieved", "lost", "dups", "late", "p50_ms", "p99_ms", "max_ms",
 		"cpu_us_A", "cpu_us_B", "cpu_us_C", "cpu_us_redis", "cpu_us_harness", "busy_pct", "other_pct", "flagged", "saturated", "sustainable"})
 	ff := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 	for _, r := range res.Results {
 		for _, s := range r.Steps {
 			_ = w.Write([]string{s.System, strconv.Itoa(s.Rep), ff(s.Target), strconv.Itoa(s.Attempts), strconv.FormatInt(s.Sent, 10),
-				ff(s.Achieved), strconv.FormatInt(s.Lost, 10), strconv.FormatInt(s.Dups, 10), ff(s.P50ms), ff(s.P99ms), ff(s.MaxMs),
+				ff(s.Achieved), strconv.FormatInt(s.Lost, 10), strconv.FormatInt(s.Dups, 10), strconv.FormatInt(s.Late, 10), ff(s.P50ms), ff(s.P99ms), ff(s.MaxMs),
 				ff(s.CPU["A"]), ff(s.CPU["B"]), ff(s.CPU["C"]), ff(s.CPU["redis"]), ff(s.CPU["harness"]),
 				ff(s.BusyPct), ff(s.OtherPct), strconv.FormatBool(s.Flagged), strconv.FormatBool(s.Saturated), strconv.FormatBool(s.OK)})
 		}
