@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -49,6 +50,7 @@ func benchMain(args []string) error {
 	reps := fs.Int("reps", 0, "repetitions (default 2, or 1 with -quick)")
 	lib := fs.String("lib", os.Getenv("BENCH_LIB"), "build the Go servers against the library checkout in this directory (env BENCH_LIB)")
 	outDir := fs.String("out", "", "results directory (default bench/results/<timestamp>)")
+	steps := fs.String("steps", "", "ladder rates, comma separated (default 2500,5000,10000,20000,40000; -quick: 2500,10000)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -70,6 +72,16 @@ func benchMain(args []string) error {
 	}
 	if *reps > 0 {
 		cfg.Reps = *reps
+	}
+	if *steps != "" {
+		cfg.Steps = nil
+		for f := range strings.SplitSeq(*steps, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil || v <= 0 {
+				return fmt.Errorf("-steps: bad rate %q", f)
+			}
+			cfg.Steps = append(cfg.Steps, v)
+		}
 	}
 	dir := *outDir
 	if dir == "" {
