@@ -57,9 +57,6 @@ type config struct {
 
 	// GoServer returns the command line of a Go server process for an adapter ("goredis", "rueidis", "zishang").
 	GoServer func(adapter, redisAddr string) []string
-	// GoServerEnv is added to the Go servers' environment.
-	GoServerEnv []string
-
 	Log io.Writer
 }
 
@@ -267,7 +264,7 @@ func (h *harness) startServer(ctx context.Context, sys, name string) (*proc, err
 		dir := filepath.Join(h.cfg.Root, "bench", "node")
 		return startProc(ctx, name, nil, dir, 30*time.Second, "node", "server.js", "--redis-url=redis://"+addr)
 	}
-	return startProc(ctx, name, h.cfg.GoServerEnv, h.cfg.Root, 30*time.Second, h.cfg.GoServer(sys, addr)...)
+	return startProc(ctx, name, nil, h.cfg.Root, 30*time.Second, h.cfg.GoServer(sys, addr)...)
 }
 
 // system runs every scenario for one system.
@@ -572,7 +569,7 @@ func (h *harness) fanout(ctx context.Context, cl *cluster, out *sysResult) error
 	if err != nil {
 		return fmt.Errorf("fan-out: %w", err)
 	}
-	defer closeAll(clients)
+	defer func() { closeAll(clients) }()
 	// Warm up (the first broadcasts to new sockets take slower paths), then measure.
 	var lr ladderReply
 	base := h.take(1 << 20)
