@@ -57,7 +57,7 @@ type config struct {
 
 	// GoServer returns the command line of a Go server process for an adapter ("goredis", "rueidis", "zishang").
 	GoServer func(adapter, redisAddr string) []string
-	Log io.Writer
+	Log      io.Writer
 }
 
 func (c *config) logf(format string, args ...any) {
