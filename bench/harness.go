@@ -57,7 +57,12 @@ type config struct {
 
 	// GoServer returns the command line of a Go server process for an adapter ("goredis", "rueidis", "zishang").
 	GoServer func(adapter, redisAddr string) []string
-	Log      io.Writer
+	// ProfileRate, when > 0, takes a CPU profile of the Go servers A and B during the measured window of the ladder
+	// step at that rate, into ProfileDir.
+	ProfileRate float64
+	ProfileDir  string
+
+	Log io.Writer
 }
 
 func (c *config) logf(format string, args ...any) {
@@ -143,12 +148,14 @@ type machineInfo struct {
 
 // harness holds the shared state of a run.
 type harness struct {
-	cfg   *config
-	redis *redistest.Server
-	rc    *redis.Client
-	seq   int64 // next sequence number: every step uses a fresh range
-	redos int   // contaminated steps redone so far by the current system in the current rep
-	start time.Time
+	cfg     *config
+	redis   *redistest.Server
+	rc      *redis.Client
+	seq     int64 // next sequence number: every step uses a fresh range
+	redos   int   // contaminated steps redone so far by the current system in the current rep
+	rep     int   // current rep and step attempt, for file names
+	attempt int
+	start   time.Time
 }
 
 // run executes the whole benchmark.
@@ -450,6 +457,7 @@ func (h *harness) redoShare() int {
 func (h *harness) step(ctx context.Context, cl *cluster, rate float64, rep int) (stepResult, error) {
 	var best stepResult
 	for attempt := 1; ; attempt++ {
+		h.rep, h.attempt = rep, attempt
 		st, err := h.stepOnce(ctx, cl, rate)
 		if err != nil {
 			return st, err
@@ -486,6 +494,19 @@ func (h *harness) stepOnce(ctx context.Context, cl *cluster, rate float64) (step
 		time.Sleep(time.Until(t0.Add(cfg.StepDur)))
 		s2 = sampleCPU(pids)
 	}()
+	var profiled sync.WaitGroup
+	if cfg.ProfileRate == rate && cl.sys != "node" {
+		for name, p := range map[string]*proc{"A": cl.a, "B": cl.b} {
+			file := filepath.Join(cfg.ProfileDir, fmt.Sprintf("%s-rep%d-%.0f-%s-attempt%d.pprof", cl.sys, h.rep, rate, name, h.attempt))
+			profiled.Go(func() {
+				time.Sleep(time.Until(t0.Add(cfg.Warm)))
+				if err := p.profile(ctx, cfg.StepDur-cfg.Warm, file); err != nil {
+					cfg.logf("%s: CPU profile of %s: %v", cl.sys, name, err)
+				}
+			})
+		}
+	}
+	defer profiled.Wait()
 	cctx, cancel := context.WithTimeout(ctx, cfg.StepDur+60*time.Second)
 	defer cancel()
 	var lr ladderReply

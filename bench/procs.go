@@ -262,3 +262,26 @@ func delta(a, b cpuSample) cpuDelta {
 	}
 	return d
 }
+
+// profile saves a CPU profile of a Go server taken over d.
+func (p *proc) profile(ctx context.Context, d time.Duration, file string) error {
+	secs := max(1, int(d.Round(time.Second)/time.Second))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.base, secs), nil)
+	if err != nil {
+		return err
+	}
+	res, err := ctlClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s", res.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, res.Body)
+	return errors.Join(err, f.Close())
+}

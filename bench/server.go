@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"sync"
@@ -33,6 +34,7 @@ import (
 //	POST /ctl/publish  {emitters, dur_ms}             -> {emits}                        closed-loop io.Emit from N goroutines
 //	POST /ctl/requests {kind, rate, dur_ms}           -> {rtt_us, responses, errors}    fetchSockets / serverSideEmitWithAck
 //	GET  /ctl/count                                   -> {count}                        adapter's server count
+//	GET  /debug/pprof/profile?seconds=N               CPU profile (Go servers only)
 //
 // It prints "READY <port>" once listening and exits when stdin closes.
 
@@ -102,6 +104,7 @@ func serveMain(args []string) error {
 	mux.HandleFunc("/ctl/publish", s.handle(s.publish))
 	mux.HandleFunc("/ctl/requests", s.handle(s.requests))
 	mux.HandleFunc("/ctl/count", s.handle(s.count))
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile) // the harness's -profile option (loopback only)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
