@@ -53,7 +53,7 @@ type config struct {
 	BenchN      int // redis-benchmark requests (0: skip the ceiling)
 
 	Budget   time.Duration // after this, contaminated steps are no longer redone
-	MaxRedos int           // contaminated steps redone in the whole run, at most
+	MaxRedos int           // contaminated steps redone in the whole run, at most, shared evenly by systems and reps
 
 	// GoServer returns the command line of a Go server process for an adapter ("goredis", "rueidis", "zishang").
 	GoServer func(adapter, redisAddr string) []string

@@ -130,6 +130,15 @@ func benchMain(args []string) error {
 	table := markdown(cfg, res)
 	fmt.Println(table)
 	fmt.Fprintf(os.Stderr, "results in %s\n", dir)
+	failed := 0
+	for _, r := range res.Results {
+		if r.Error != "" {
+			failed++
+		}
+	}
+	if failed > 0 && err == nil {
+		err = fmt.Errorf("%d system run(s) failed; see the summary", failed)
+	}
 	return err
 }
 
