@@ -23,6 +23,9 @@ var (
 	ErrClosed = errors.New("redisstreams: adapter closed")
 	// ErrTimeout: a request to the other servers did not get every response in time.
 	ErrTimeout = errors.New("redisstreams: timeout reached")
+	// ErrUnavailable: Redis cannot be reached now (writes are being held, see Options.MaxOutage); requests to
+	// the other servers fail at once with it instead of waiting for their timeout.
+	ErrUnavailable = errors.New("redisstreams: redis unavailable")
 )
 
 // Adapter connects the namespaces of one Socket.IO server to the cluster. Give it to the server with
@@ -51,6 +54,9 @@ type Adapter struct {
 
 	beforeDispatch func() // tests only: runs before each batch of stream entries is delivered
 
+	writeLog, entryLog rateLimited // failed writes, skipped entries
+	removeRedisLog     func()      // detaches Options.Logger from go-redis's process-wide logger
+
 	wg sync.WaitGroup // every goroutine the adapter starts
 }
 
@@ -68,7 +74,11 @@ func New(client redis.UniversalClient, opts Options) (*Adapter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redisstreams: %w", err)
 	}
-	return newAdapter(c, opts), nil
+	a := newAdapter(c, opts)
+	if opts.Logger != discardLogger {
+		a.removeRedisLog = installRedisLogger(opts.Logger)
+	}
+	return a, nil
 }
 
 func newAdapter(client rdb.Client, opts Options) *Adapter {
@@ -81,7 +91,8 @@ func newAdapter(client rdb.Client, opts Options) *Adapter {
 		channels:    map[string]*nspAdapter{},
 		readerConns: map[string]rdb.Reader{},
 	}
-	a.pub = newPublisher(client, opts.MaxBatch, opts.RequestsTimeout, a.onWrite)
+	a.pub = newPublisher(client, publisherOptions{maxBatch: opts.MaxBatch, timeout: opts.RequestsTimeout,
+		maxOutage: opts.MaxOutage, maxHeld: opts.MaxHeldBytes, log: opts.Logger}, a.onWrite)
 	a.stop = make(chan struct{})
 	if opts.StreamsOnly {
 		a.sub = noSubscriber{} // no PUB/SUB command, ever
@@ -132,6 +143,9 @@ func (a *Adapter) Close(ctx context.Context) error {
 	}
 	a.readerMu.Unlock()
 
+	if a.removeRedisLog != nil {
+		a.removeRedisLog()
+	}
 	done := make(chan struct{})
 	go func() { a.wg.Wait(); close(done) }()
 	select {
@@ -244,7 +258,10 @@ func (a *Adapter) targets(nsp, uid string) []*nspAdapter {
 
 func (a *Adapter) badEntry(stream, id string, err error) {
 	a.stats.invalid.Add(1)
-	a.log.Warn("redisstreams: skipping malformed stream entry", "stream", stream, "id", id, "err", err)
+	if ok, suppressed := a.entryLog.allow(); ok {
+		a.log.Warn("redisstreams: skipping malformed stream entry", "stream", stream, "id", id, "err", err,
+			"skipped_before_unlogged", suppressed)
+	}
 }
 
 // onPubSub receives every PUB/SUB message, from the subscriber's goroutine.
@@ -278,6 +295,10 @@ func (a *Adapter) onWrite(op *rdb.Op, waited bool) {
 		a.stats.published.Add(1)
 		return
 	}
+	if errors.Is(op.Err, ErrDropped) {
+		a.stats.dropped.Add(1) // the publisher logs drops per incident
+		return
+	}
 	a.stats.publishErrors.Add(1)
 	if waited {
 		return // the caller logs it with more context
@@ -286,7 +307,14 @@ func (a *Adapter) onWrite(op *rdb.Op, waited bool) {
 	if target == "" {
 		target = op.Channel
 	}
-	a.log.Error("redisstreams: write failed", "target", target, "err", op.Err)
+	a.logWriteError("redisstreams: write failed", "target", target, "err", op.Err)
+}
+
+// logWriteError logs a failed write, at most once per logEvery (with the count of those not logged).
+func (a *Adapter) logWriteError(msg string, args ...any) {
+	if ok, suppressed := a.writeLog.allow(); ok {
+		a.log.Error(msg, append(args, "failed_before_unlogged", suppressed)...)
+	}
 }
 
 // goSafe runs f on a goroutine the adapter waits for in Close.
