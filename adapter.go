@@ -75,8 +75,9 @@ func New(client redis.UniversalClient, opts Options) (*Adapter, error) {
 		return nil, fmt.Errorf("redisstreams: %w", err)
 	}
 	a := newAdapter(c, opts)
-	if opts.Logger != discardLogger {
-		a.removeRedisLog = installRedisLogger(opts.Logger)
+	a.removeRedisLog = installRedisLogger(opts.Logger)
+	if err := a.checkAtStart(); err != nil {
+		return nil, err
 	}
 	return a, nil
 }
@@ -230,6 +231,9 @@ func (a *Adapter) dispatchEntry(stream string, e *rdb.Entry) {
 		return
 	}
 	msg, err := wire.DecodeStreamEntry(e.ID, e.Fields)
+	if err == nil && msg.Type == wire.Broadcast {
+		err = wire.ValidateBroadcastPacket(msg.Packet, msg.Nsp)
+	}
 	if err != nil {
 		a.badEntry(stream, e.ID, err)
 		return
@@ -274,6 +278,9 @@ func (a *Adapter) onPubSub(channel string, payload []byte) {
 		return
 	}
 	msg, err := wire.DecodePubSub(payload)
+	if err == nil && msg.Type == wire.Broadcast {
+		err = wire.ValidateBroadcastPacket(msg.Packet, msg.Nsp)
+	}
 	if err != nil {
 		a.stats.invalid.Add(1)
 		a.log.Warn("redisstreams: skipping malformed PUB/SUB message", "channel", channel, "bytes", len(payload), "err", err)

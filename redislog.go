@@ -12,8 +12,8 @@ import (
 
 // go-redis logs through one process-wide logger (redis.SetLogger), by default to stderr: reconnect chatter during an
 // outage would bypass Options.Logger, once per failed dial. New installs, once per process, a logger that forwards
-// these lines to the Logger of the oldest open Adapter (rate-limited), or discards them when there is none. An
-// application that wants its own go-redis logger calls redis.SetLogger after New.
+// these lines to the Logger of the oldest open Adapter that has one (rate-limited), or discards them when there is
+// none. An application that wants its own go-redis logger calls redis.SetLogger after New.
 var redisLog struct {
 	once    sync.Once
 	mu      sync.Mutex
@@ -28,6 +28,9 @@ type redisLogTarget struct {
 // installRedisLogger routes go-redis's log lines to log while the returned function has not been called.
 func installRedisLogger(log *slog.Logger) (remove func()) {
 	redisLog.once.Do(func() { redis.SetLogger(forwardLogger{}) })
+	if log == discardLogger {
+		return func() {}
+	}
 	t := &redisLogTarget{log: log}
 	redisLog.mu.Lock()
 	redisLog.loggers = append(redisLog.loggers, t)

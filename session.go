@@ -153,6 +153,7 @@ func (n *nspAdapter) missedPackets(ctx context.Context, session *socket.Session,
 	filter := newRoomFilter(rooms)
 	missed := []any{}
 	cursor := offset
+	seqs := map[string]uint64{} // the repeats of retried writes are replayed once
 	for compareIDs(cursor, end) < 0 {
 		page, err := n.parent.client.XRange(ctx, n.stream, "("+cursor, end, restorePageSize)
 		if err != nil {
@@ -162,6 +163,12 @@ func (n *nspAdapter) missedPackets(ctx context.Context, session *socket.Session,
 			break // trimmed behind us: nothing more up to end
 		}
 		for i := range page {
+			if w, seq, ok := wire.ParseSeq(page[i].Fields[wire.SeqField]); ok {
+				if seq <= seqs[w] {
+					continue
+				}
+				seqs[w] = seq
+			}
 			if !filter.mayMatch(page[i].Fields["data"]) {
 				continue
 			}
@@ -180,6 +187,9 @@ func (n *nspAdapter) replayable(e *rdb.Entry, rooms []string) ([]any, bool) {
 		return nil, false
 	}
 	msg, err := wire.DecodeStreamEntry(e.ID, e.Fields)
+	if err == nil {
+		err = wire.ValidateBroadcastPacket(msg.Packet, msg.Nsp)
+	}
 	if err != nil {
 		n.parent.badEntry(n.stream, e.ID, err)
 		return nil, false
