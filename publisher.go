@@ -94,8 +94,12 @@ func newPublisher(client rdb.Client, o publisherOptions, report func(*rdb.Op, bo
 	return p
 }
 
-// send queues w. While Redis is reachable and the queue is long it waits for room (backpressure), at most one
-// round trip's timeout; while writes are held for an outage it never waits. It fails after close.
+// maxSendWait bounds how long send waits for room in the queue.
+const maxSendWait = 500 * time.Millisecond
+
+// send queues w. While Redis is reachable and the queue is long it waits for room (backpressure), at most
+// maxSendWait (then the queue grows, bounded by maxHeld); while writes are held for an outage it never waits. It
+// fails after close.
 func (p *publisher) send(w *write) error {
 	w.queued = time.Now()
 	w.size = int64(len(w.Payload)) + 64
@@ -106,7 +110,7 @@ func (p *publisher) send(w *write) error {
 	var timer *time.Timer
 	for !p.closed && !p.outage && len(p.queue) >= p.softCap {
 		if timer == nil {
-			timer = time.NewTimer(p.timeout)
+			timer = time.NewTimer(min(p.timeout, maxSendWait))
 			defer timer.Stop()
 		}
 		space := p.space

@@ -338,10 +338,46 @@ func (r *streamReader) newDataSet(info rdb.StreamInfo) {
 			r.armed++
 		}
 	}
+	r.resolveGaps(info)
 	r.a.log.Error("redisstreams: Redis lost the stream's data (restart without persistence, or failover to a "+
 		"replica that was behind); entries this server had not read are lost, counted for Go servers only",
 		"stream", r.stream, "last_read", old, "stream_last_id", info.LastID, "stream_entries", info.Length)
 }
+
+// resolveGaps counts at once, when the new data set is still whole (nothing trimmed), the entries each armed
+// writer lost with the old one: its first entry in the new data set tells. The reader reads these entries later
+// as usual. Writers without an entry there yet are resolved by their first entry read.
+func (r *streamReader) resolveGaps(info rdb.StreamInfo) {
+	if r.armed == 0 || info.Length == 0 || info.Added != info.Length {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, r.a.opts.RequestsTimeout)
+	defer cancel()
+	entries, err := r.a.client.XRange(ctx, r.stream, "-", "+", min(info.Length, maxGapScan))
+	if err != nil {
+		return
+	}
+	var lost int64
+	for _, e := range entries {
+		writer, n, ok := wire.ParseSeq(e.Fields[wire.SeqField])
+		if s := r.writers[writer]; ok && s != nil && s.armed {
+			s.armed = false
+			r.armed--
+			if n > s.last+1 {
+				lost += int64(n - s.last - 1)
+			}
+			if r.armed == 0 {
+				break
+			}
+		}
+	}
+	if lost > 0 {
+		r.lose(lost, "entries vanished with Redis's data set (restart or failover) before this server read them")
+	}
+}
+
+// maxGapScan bounds the entries resolveGaps reads.
+const maxGapScan = 10000
 
 // lose counts n lost entries and logs them (a line per check at most, rate-limited).
 func (r *streamReader) lose(n int64, why string) {
