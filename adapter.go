@@ -52,7 +52,8 @@ type Adapter struct {
 
 	stop chan struct{} // closed by Close: ends the heartbeat loop (StreamsOnly)
 
-	beforeDispatch func() // tests only: runs before each batch of stream entries is delivered
+	beforeDispatch func()              // tests only: runs before each batch of stream entries is delivered
+	onNewDataSet   func(stream string) // tests only: a reader found that Redis lost the stream's data set
 
 	writeLog, entryLog rateLimited // failed writes, skipped entries
 	removeRedisLog     func()      // detaches Options.Logger from go-redis's process-wide logger

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/socketio-go/redisstreams/internal/redistest"
 )
@@ -296,4 +297,98 @@ func waitContext(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// A receiver held up by slow delivery loses entries three ways: trimmed in the first data set, vanished with it
+// when Redis restarts empty, and trimmed in the new one. It reports each while it is still behind, and once it
+// catches up every broadcast was delivered once or counted lost, exactly (Node's adapter, and this one before,
+// counted entries-added from the old data set against the new one).
+func TestFaultRestartThenLag(t *testing.T) {
+	requireRedis(t)
+	srv := redistest.StartServerT(t, redistest.ServerOptions{})
+	prefix := "t" + randomID()
+	var adapters []*Adapter
+	for _, family := range []string{familyGoRedis, familyRueidis} {
+		a, _, err := config{family: family}.newAdapterOn(t, []string{srv.Addr()}, Options{StreamName: prefix,
+			ChannelPrefix: prefix, MaxLen: 10, ReadCount: 1, BlockTime: 200 * time.Millisecond,
+			RequestsTimeout: 2 * time.Second, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		adapters = append(adapters, a)
+	}
+	gate := make(chan struct{})
+	var openGate sync.Once
+	adapters[1].beforeDispatch = func() { <-gate }
+	newDataSet := make(chan struct{}, 1)
+	adapters[1].onNewDataSet = func(string) {
+		select {
+		case newDataSet <- struct{}{}:
+		default:
+		}
+	}
+	nodes := startClusterWithAdapters(t, adapters)
+	t.Cleanup(func() { openGate.Do(func() { close(gate) }) }) // before the adapters close (cleanups run last first)
+	counter := dialCounter(t, nodes[1].url, "seq")
+	pub, recv := nodes[0], nodes[1].adapter
+
+	emit := func(from, to int) {
+		for i := from; i < to; i++ {
+			pub.io.Emit("seq", i)
+		}
+		waitFor(t, "published", func() bool { return pub.adapter.Stats().Published >= uint64(to) })
+	}
+	// Node 1 reads 6 entries (one in delivery, four queued, one in hand) and stops; then the stream moves on.
+	emit(0, 10)
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = rc.Close() })
+	sixth, err := rc.XRangeN(t.Context(), prefix, "-", "+", 6).Result()
+	if err != nil || len(sixth) != 6 {
+		t.Fatalf("xrange: %v %v", sixth, err)
+	}
+	waitFor(t, "node 1 held up", func() bool {
+		st := recv.Stats().Streams
+		return len(st) == 1 && st[0].LastID == sixth[5].ID
+	})
+	emit(10, 300)
+	waitFor(t, "trimming reported while behind", func() bool { return recv.Stats().Lost > 0 })
+	lostBefore := recv.Stats().Lost
+
+	if err := srv.Restart(); err != nil { // SIGKILL, then a new empty redis-server on the same port
+		t.Fatal(err)
+	}
+	emit(300, 301) // held until the publisher reconnects, then the first entry of the new data set
+	select {
+	case <-newDataSet:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the receiver did not notice that Redis lost its data")
+	}
+	waitFor(t, "vanished entries counted", func() bool { return recv.Stats().Lost > lostBefore })
+	lostRestart := recv.Stats().Lost
+
+	emit(301, 2300)
+	waitFor(t, "trimming in the new data set reported while behind", func() bool { return recv.Stats().Lost > lostRestart })
+	openGate.Do(func() { close(gate) })
+	const total = 2300
+	var unique, dups int
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		unique, dups = counter.counts(total)
+		if unique+int(recv.Stats().Lost) >= total || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s := recv.Stats()
+	t.Logf("receiver: received %d of %d, lost %d (%d trimmed before the restart, %d vanished with it, %d trimmed after), duplicates dropped %d",
+		unique, total, s.Lost, lostBefore, lostRestart-lostBefore, s.Lost-lostRestart, s.Duplicates)
+	if dups != 0 {
+		t.Errorf("%d broadcasts delivered more than once", dups)
+	}
+	if unique+int(s.Lost) != total {
+		t.Errorf("received %d + lost %d != %d emitted", unique, s.Lost, total)
+	}
+	if err := counter.failure(); err != nil {
+		t.Error(err)
+	}
 }

@@ -61,7 +61,8 @@ type span struct {
 
 // seqOf is what a reader knows of one writer's sequence.
 type seqOf struct {
-	last  uint64
+	last  uint64 // the highest sequence number read
+	floor uint64 // the entries up to here were read or counted lost (trimmed before this reader got to them)
 	seen  time.Time
 	armed bool // Redis lost its data set since this writer's last entry: the gap before its next one is lost
 }
@@ -224,8 +225,8 @@ func (r *streamReader) dedupe(entries []rdb.Entry) []rdb.Entry {
 		if s.armed {
 			s.armed = false
 			r.armed--
-			if gap := n - s.last - 1; gap > 0 && s.last > 0 {
-				r.lose(int64(gap), "entries vanished with Redis's data set (restart or failover) before this server read them")
+			if base := max(s.last, s.floor); n > base+1 && s.last > 0 {
+				r.lose(int64(n-base-1), "entries vanished with Redis's data set (restart or failover) before this server read them")
 			}
 		}
 		s.last = n
@@ -298,6 +299,9 @@ func (r *streamReader) check() {
 		case info.Length > 0 && compareIDs(r.lastID, info.FirstID) < 0:
 			gone = info.Added - info.Length - r.pos // behind, and the entries up to the first one left are gone
 		}
+		if info.Length > 0 && compareIDs(r.lastID, info.FirstID) < 0 {
+			r.raiseFloors(ctx)
+		}
 		if gone > 0 {
 			r.pos += gone
 			if r.armed > 0 {
@@ -339,6 +343,9 @@ func (r *streamReader) newDataSet(info rdb.StreamInfo) {
 		}
 	}
 	r.resolveGaps(info)
+	if r.a.onNewDataSet != nil {
+		r.a.onNewDataSet(r.stream)
+	}
 	r.a.log.Error("redisstreams: Redis lost the stream's data (restart without persistence, or failover to a "+
 		"replica that was behind); entries this server had not read are lost, counted for Go servers only",
 		"stream", r.stream, "last_read", old, "stream_last_id", info.LastID, "stream_entries", info.Length)
@@ -363,8 +370,8 @@ func (r *streamReader) resolveGaps(info rdb.StreamInfo) {
 		if s := r.writers[writer]; ok && s != nil && s.armed {
 			s.armed = false
 			r.armed--
-			if n > s.last+1 {
-				lost += int64(n - s.last - 1)
+			if base := max(s.last, s.floor); n > base+1 {
+				lost += int64(n - base - 1)
 			}
 			if r.armed == 0 {
 				break
@@ -373,6 +380,27 @@ func (r *streamReader) resolveGaps(info rdb.StreamInfo) {
 	}
 	if lost > 0 {
 		r.lose(lost, "entries vanished with Redis's data set (restart or failover) before this server read them")
+	}
+}
+
+// raiseFloors notes, for the writers of the first entries left in the stream, that their entries before these
+// were read or counted as trimmed: should Redis then lose its data set, only the entries after them are counted
+// again as vanished with it.
+func (r *streamReader) raiseFloors(ctx context.Context) {
+	entries, err := r.a.client.XRange(ctx, r.stream, "-", "+", 100)
+	if err != nil {
+		return
+	}
+	first := map[string]bool{}
+	for _, e := range entries {
+		writer, n, ok := wire.ParseSeq(e.Fields[wire.SeqField])
+		if !ok || first[writer] {
+			continue
+		}
+		first[writer] = true
+		if s := r.writers[writer]; s != nil && n-1 > s.floor {
+			s.floor = n - 1
+		}
 	}
 }
 

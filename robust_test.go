@@ -261,8 +261,9 @@ func TestSlowAckCallbackDoesNotStallRequests(t *testing.T) {
 }
 
 // A server that falls behind by more than MaxLen entries loses them to trimming: it says so, with the number
-// lost (log and Stats.Lost), instead of losing them silently as Node does. Here node 1's delivery is held while
-// 2,000 entries go into a stream trimmed to about 100, and every server reads one entry per XREAD.
+// lost (log and Stats.Lost), while it is still behind, instead of losing them silently as Node does. Here node 1's
+// delivery is held while 2,000 entries go into a stream trimmed to about 100, and every server reads one entry per
+// XREAD.
 func TestTrimmedBeforeReadIsReported(t *testing.T) {
 	for _, family := range []string{familyGoRedis, familyRueidis} {
 		t.Run(family, func(t *testing.T) {
@@ -291,15 +292,13 @@ func TestTrimmedBeforeReadIsReported(t *testing.T) {
 				n, _ := rc.XLen(t.Context(), stream).Result()
 				return nodes[0].adapter.Stats().Published >= 2000 && n < 1000
 			})
+			// Reported while node 1 is still held up, not once it catches up; and the lag shows.
+			waitFor(t, "loss reported while behind", func() bool { return nodes[1].adapter.Stats().Lost > 0 })
+			if st := nodes[1].adapter.Stats(); len(st.Streams) != 1 || st.Streams[0].LagEntries <= 0 || st.Streams[0].LagSeconds <= 0 {
+				t.Errorf("lag gauges while behind: %+v", st.Streams)
+			}
 			close(gate)
 			var received int
-			waitFor(t, "loss reported", func() bool {
-				for len(c.events) > 0 {
-					<-c.events
-					received++
-				}
-				return nodes[1].adapter.Stats().Lost > 0
-			})
 			// Every entry was either delivered to node 1's client or counted as lost, once caught up.
 			waitFor(t, "caught up", func() bool {
 				for len(c.events) > 0 {
