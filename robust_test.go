@@ -15,7 +15,8 @@ import (
 	"github.com/socketio-go/redisstreams/internal/wire"
 )
 
-// Malformed stream entries and PUB/SUB payloads are skipped and counted; the entries after them still arrive.
+// Malformed stream entries and PUB/SUB payloads, and broadcasts that are not events, are skipped and counted; the
+// client stays connected, and the entries after them still arrive.
 func TestMalformedInputIsSkipped(t *testing.T) {
 	cfg := configs[0]
 	nodes := startCluster(t, cfg, clusterOpts{nodes: 2})
@@ -34,6 +35,14 @@ func TestMalformedInputIsSkipped(t *testing.T) {
 		{"uid": "x", "nsp": "/", "type": "4", "data": `{"opts":{"rooms":"abc"},"rooms":[1]}`},
 		{"uid": "x", "nsp": "/", "type": "77", "data": `{}`},
 		{"uid": "x", "nsp": "/", "type": "3", "data": "{" + strings.Repeat("x", 4<<20)},
+		// Well-formed broadcasts that must not reach clients: they would close official clients ("parse error")
+		// or show them forged connection events.
+		{"uid": "x", "nsp": "/", "type": "3", "data": `{"packet":{"type":77,"data":["x"],"nsp":"/"},"opts":{"rooms":[],"except":[],"flags":{}}}`},
+		{"uid": "x", "nsp": "/", "type": "3", "data": `{"packet":{"type":1,"nsp":"/"},"opts":{"rooms":[],"except":[],"flags":{}}}`},
+		{"uid": "x", "nsp": "/", "type": "3", "data": `{"packet":{"type":4,"data":["x"],"nsp":"/"},"opts":{"rooms":[],"except":[],"flags":{}}}`},
+		{"uid": "x", "nsp": "/", "type": "3", "data": `{"packet":{"type":2,"data":["disconnect"],"nsp":"/"},"opts":{"rooms":[],"except":[],"flags":{}}}`},
+		{"uid": "x", "nsp": "/", "type": "3", "data": `{"packet":{"type":2,"data":[42],"nsp":"/"},"opts":{"rooms":[],"except":[],"flags":{}}}`},
+		{"uid": "x", "nsp": "/", "type": "3", "data": `{"packet":{"type":2,"data":["x"],"nsp":"/admin"},"opts":{"rooms":[],"except":[],"flags":{}}}`},
 	}
 	for _, fields := range bad {
 		if err := rc.XAdd(ctx, &redis.XAddArgs{Stream: n.stream, Values: fields}).Err(); err != nil {
