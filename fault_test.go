@@ -392,3 +392,87 @@ func TestFaultRestartThenLag(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Overload for a bounded time: the receivers deliver at most about 2,500 broadcasts/s each while the publisher
+// emits twice that for 6 s into a stream trimmed to about 2,000 entries. They fall behind and lose entries to
+// trimming: each loss is reported while the load lasts, memory stays bounded (the backlog stays in Redis, not in
+// the servers), and once the load stops every broadcast was delivered once or counted lost, exactly.
+func TestFaultOverload(t *testing.T) {
+	requireRedis(t)
+	if testing.Short() {
+		t.Skip("fault test: seconds of load")
+	}
+	srv := redistest.StartServerT(t, redistest.ServerOptions{})
+	prefix := "t" + randomID()
+	var adapters []*Adapter
+	for _, family := range []string{familyGoRedis, familyGoRedis, familyRueidis, familyGoRedis} {
+		a, _, err := config{family: family}.newAdapterOn(t, []string{srv.Addr()}, Options{StreamName: prefix,
+			ChannelPrefix: prefix, MaxLen: 2000, ReadCount: 50, BlockTime: time.Second, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		adapters = append(adapters, a)
+	}
+	for _, a := range adapters[1:] {
+		a.beforeDispatch = func() { time.Sleep(20 * time.Millisecond) } // 50 entries per 20 ms at most
+	}
+	nodes := startClusterWithAdapters(t, adapters)
+	counters := make([]*wsCounter, 3)
+	for i := range counters {
+		counters[i] = dialCounter(t, nodes[i+1].url, "seq")
+	}
+	const rate, seconds = 5000, 6
+	var maxHeap uint64
+	var ms runtime.MemStats
+	lostDuringLoad := make([]uint64, 3)
+	start := time.Now()
+	sent := 0
+	for sent < rate*seconds {
+		due := min(int(time.Since(start).Seconds()*rate), rate*seconds)
+		for ; sent < due; sent++ {
+			nodes[0].io.Emit("seq", sent)
+		}
+		if sent%rate < 50 { // about once a second
+			runtime.ReadMemStats(&ms)
+			maxHeap = max(maxHeap, ms.HeapInuse)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i := range lostDuringLoad {
+		lostDuringLoad[i] = nodes[i+1].adapter.Stats().Lost
+	}
+	total := int64(sent)
+	deadline := time.Now().Add(60 * time.Second)
+	for i, c := range counters {
+		for {
+			unique, _ := c.counts(total)
+			if int64(unique)+int64(nodes[i+1].adapter.Stats().Lost) >= total {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("receiver %d: %d received + %d lost < %d", i, unique, nodes[i+1].adapter.Stats().Lost, total)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	t.Logf("emitted %d at %d/s; max heap in use %d MiB (all servers, one process); publisher %+v", total, rate,
+		maxHeap>>20, nodes[0].adapter.Stats())
+	for i, c := range counters {
+		s := nodes[i+1].adapter.Stats()
+		unique, dups := c.counts(total)
+		t.Logf("receiver %d: received %d, lost %d (%d reported while the load lasted), delivered twice %d", i, unique,
+			s.Lost, lostDuringLoad[i], dups)
+		if dups != 0 {
+			t.Errorf("receiver %d: %d broadcasts delivered more than once", i, dups)
+		}
+		if int64(unique)+int64(s.Lost) != total {
+			t.Errorf("receiver %d: received %d + lost %d != %d", i, unique, s.Lost, total)
+		}
+		if lostDuringLoad[i] == 0 {
+			t.Errorf("receiver %d: no loss reported while it was behind", i)
+		}
+	}
+	if p := nodes[0].adapter.Stats(); p.Dropped != 0 {
+		t.Errorf("publisher dropped %d writes", p.Dropped)
+	}
+}
