@@ -114,7 +114,8 @@ func (a *Adapter) New(nsp socket.Namespace) socket.Adapter {
 }
 
 // Close detaches every namespace from the cluster and stops every goroutine the adapter started, waiting for
-// them (bounded by ctx). Queued writes are sent first. Close is idempotent.
+// them (bounded by ctx). Queued writes are sent first; writes held for an outage wait for Redis until ctx ends,
+// then are dropped (counted in Stats.Dropped). Close is idempotent.
 func (a *Adapter) Close(ctx context.Context) error {
 	a.mu.Lock()
 	if a.closed {

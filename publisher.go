@@ -49,11 +49,12 @@ type publisher struct {
 	space    chan struct{} // closed (and replaced) when senders waiting for room may go on
 	done     chan struct{}
 
-	// Incident accounting, writer goroutine only.
+	// Incident accounting. outageStart and dropped are guarded by mu (send drops too); the others belong to the
+	// writer goroutine.
 	outageStart time.Time
+	dropped     int
 	outageErr   error
 	heldMax     int
-	dropped     int
 	dropLog     rateLimited
 }
 
@@ -323,14 +324,16 @@ func (p *publisher) drop(ws []*write, bound string, inflight bool) {
 		w.Err = ErrDropped
 	}
 	p.mu.Lock()
-	outage := p.outage
+	outage, first, since := p.outage, p.dropped == 0, p.outageStart
+	if outage {
+		p.dropped += len(ws)
+	}
 	p.mu.Unlock()
 	if outage {
-		if p.dropped == 0 {
+		if first {
 			p.log.Error("redisstreams: dropping writes held too long while Redis is unavailable (see Options.MaxOutage, Options.MaxHeldBytes)",
-				"bound", bound, "dropped", len(ws), "since", p.outageStart.Format(time.RFC3339Nano))
+				"bound", bound, "dropped", len(ws), "since", since.Format(time.RFC3339Nano))
 		}
-		p.dropped += len(ws)
 	} else if ok, suppressed := p.dropLog.allow(); ok {
 		p.log.Error("redisstreams: dropping writes (see Options.MaxOutage, Options.MaxHeldBytes)",
 			"bound", bound, "dropped", len(ws), "dropped_before_unlogged", suppressed)
@@ -372,8 +375,9 @@ func (p *publisher) beginOutage(err error) {
 	p.outage = true
 	p.releaseLocked() // nobody waits for room while writes are held
 	queued := len(p.queue) + p.inflight
+	p.outageStart, p.dropped = time.Now(), 0
 	p.mu.Unlock()
-	p.outageStart, p.outageErr, p.heldMax, p.dropped = time.Now(), err, queued, 0
+	p.outageErr, p.heldMax = err, queued
 	p.log.Warn("redisstreams: Redis unavailable, holding writes until it answers",
 		"err", err, "held", queued, "max_outage", p.maxOutage, "max_held_bytes", p.maxHeld)
 }
@@ -381,13 +385,14 @@ func (p *publisher) beginOutage(err error) {
 func (p *publisher) endOutage() {
 	p.mu.Lock()
 	p.outage = false
+	dropped, since := p.dropped, p.outageStart
 	p.mu.Unlock()
 	level := slog.LevelInfo
-	if p.dropped > 0 {
+	if dropped > 0 {
 		level = slog.LevelError
 	}
 	p.log.Log(context.Background(), level, "redisstreams: Redis available again, held writes sent",
-		"outage", time.Since(p.outageStart).Round(time.Millisecond), "held_max", p.heldMax, "dropped", p.dropped,
+		"outage", time.Since(since).Round(time.Millisecond), "held_max", p.heldMax, "dropped", dropped,
 		"first_err", p.outageErr)
 }
 

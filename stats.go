@@ -16,7 +16,7 @@ type Stats struct {
 	ReadErrors    uint64 // failed XREAD calls (each retried with backoff)
 	Timeouts      uint64 // requests that ended without every response
 	SessionErrors uint64 // connection state recovery reads and writes that failed
-	Lost          uint64 // stream entries trimmed or deleted before this server read them
+	Lost          uint64 // stream entries trimmed, deleted or lost with Redis's data before this server read them (see README, Delivery)
 	Dropped       uint64 // writes given up after the outage bound (never retried again); each one counted
 	Duplicates    uint64 // stream entries skipped because they repeat one already delivered (a retried write)
 
