@@ -55,8 +55,10 @@ type Adapter struct {
 	beforeDispatch func()              // tests only: runs before each batch of stream entries is delivered
 	onNewDataSet   func(stream string) // tests only: a reader found that Redis lost the stream's data set
 
-	writeLog, entryLog rateLimited // failed writes, skipped entries
-	removeRedisLog     func()      // detaches Options.Logger from go-redis's process-wide logger
+	writeLog, entryLog   rateLimited // failed writes, skipped entries
+	pubsubLog, countLog  rateLimited // skipped PUB/SUB messages, failed server counts
+	replyLog, sessionLog rateLimited // responses not sent, sessions not persisted or restored
+	removeRedisLog       func()      // detaches Options.Logger from go-redis's process-wide logger
 
 	wg sync.WaitGroup // every goroutine the adapter starts
 }
@@ -285,7 +287,8 @@ func (a *Adapter) onPubSub(channel string, payload []byte) {
 	}
 	if err != nil {
 		a.stats.invalid.Add(1)
-		a.log.Warn("redisstreams: skipping malformed PUB/SUB message", "channel", channel, "bytes", len(payload), "err", err)
+		a.logLimited(&a.pubsubLog, slog.LevelWarn, "redisstreams: skipping malformed PUB/SUB message", "channel", channel,
+			"bytes", len(payload), "err", err)
 		return
 	}
 	if msg.UID == n.uid {
@@ -293,7 +296,8 @@ func (a *Adapter) onPubSub(channel string, payload []byte) {
 	}
 	if msg.Nsp != n.name {
 		a.stats.invalid.Add(1)
-		a.log.Warn("redisstreams: PUB/SUB message for another namespace", "channel", channel, "nsp", msg.Nsp)
+		a.logLimited(&a.pubsubLog, slog.LevelWarn, "redisstreams: PUB/SUB message for another namespace", "channel", channel,
+			"nsp", msg.Nsp)
 		return
 	}
 	n.onMessage(msg)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,7 +127,7 @@ func (n *nspAdapter) requestCtx() (context.Context, context.CancelFunc) {
 func (n *nspAdapter) ServerCount() int64 {
 	count, err := n.serverCount()
 	if err != nil {
-		n.parent.log.Warn("redisstreams: server count failed", "nsp", n.name, "err", err)
+		n.parent.logLimited(&n.parent.countLog, slog.LevelWarn, "redisstreams: server count failed", "nsp", n.name, "err", err)
 		return 1
 	}
 	return count

@@ -1,6 +1,8 @@
 package redisstreams
 
 import (
+	"context"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -34,4 +36,11 @@ func (r *rateLimited) add(n int) {
 	r.mu.Lock()
 	r.suppressed += n - 1
 	r.mu.Unlock()
+}
+
+// logLimited logs through r: at most one line per logEvery, with the count of the lines held back.
+func (a *Adapter) logLimited(r *rateLimited, level slog.Level, msg string, args ...any) {
+	if ok, suppressed := r.allow(); ok {
+		a.log.Log(context.Background(), level, msg, append(args, "unlogged_before", suppressed)...)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strconv"
 	"strings"
@@ -54,7 +55,8 @@ func (n *nspAdapter) PersistSession(session *socket.SessionToPersist) {
 	key := n.opts().SessionKeyPrefix + string(session.Pid)
 	if err := n.parent.client.Set(ctx, key, base64.StdEncoding.EncodeToString(raw), ttl); err != nil {
 		n.parent.stats.sessionErrors.Add(1)
-		n.parent.log.Error("redisstreams: cannot persist session", "nsp", n.name, "sid", session.Sid, "err", err)
+		n.parent.logLimited(&n.parent.sessionLog, slog.LevelError, "redisstreams: cannot persist session", "nsp", n.name,
+			"sid", session.Sid, "err", err)
 	}
 }
 
@@ -109,7 +111,7 @@ func (n *nspAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) 
 func (n *nspAdapter) restoreError(err error) error {
 	n.parent.stats.sessionErrors.Add(1)
 	err = fmt.Errorf("redisstreams: restore session: %w", err)
-	n.parent.log.Warn("redisstreams: session not restored", "nsp", n.name, "err", err)
+	n.parent.logLimited(&n.parent.sessionLog, slog.LevelWarn, "redisstreams: session not restored", "nsp", n.name, "err", err)
 	return err
 }
 
