@@ -22,8 +22,9 @@ var ErrDropped = errors.New("redisstreams: write dropped")
 //
 // A write that fails because Redis is unreachable (rdb.Unavailable) is held and sent again, in order, with
 // jittered backoff, until Redis accepts it; it is dropped (counted in Stats.Dropped) only once it has waited
-// maxOutage, or to keep the queue under maxHeld bytes. Stream writes carry a per-stream sequence (wire.SeqField)
-// so that readers drop the repeat of a write that Redis applied before the connection broke.
+// maxOutage, or to keep the queue under maxHeld bytes. Stream writes carry a per-stream sequence (wire.SeqField),
+// given when first sent and kept across retries, so that readers drop the repeat of a write that Redis applied
+// before the connection broke.
 type publisher struct {
 	client    rdb.Client
 	maxBatch  int
@@ -40,13 +41,13 @@ type publisher struct {
 
 	mu       sync.Mutex
 	closed   bool
-	queue    []*write // not yet taken by the writer goroutine, oldest first
-	inflight int      // taken by the writer goroutine, not finished
-	bytes    int64    // size of queue and inflight
-	outage   bool     // the last round trip failed for want of Redis: writes are held
-	seqs     map[string]uint64
-	wake     chan struct{} // capacity 1: the writer goroutine has work
-	space    chan struct{} // closed (and replaced) when senders waiting for room may go on
+	queue    []*write          // not yet taken by the writer goroutine, oldest first
+	inflight int               // taken by the writer goroutine, not finished
+	bytes    int64             // size of queue and inflight
+	outage   bool              // the last round trip failed for want of Redis: writes are held
+	seqs     map[string]uint64 // per stream: the last sequence number given; writer goroutine only
+	wake     chan struct{}     // capacity 1: the writer goroutine has work
+	space    chan struct{}     // closed (and replaced) when senders waiting for room may go on
 	done     chan struct{}
 
 	// Incident accounting. outageStart and dropped are guarded by mu (send drops too); the others belong to the
@@ -60,10 +61,11 @@ type publisher struct {
 
 type write struct {
 	rdb.Op
-	ctx    context.Context // do: the caller's; a PUB/SUB message whose caller gave up is not sent
-	queued time.Time
-	size   int64
-	done   chan struct{} // nil for fire-and-forget writes
+	numbered bool            // its Fields end with wire.SeqField
+	ctx      context.Context // do: the caller's; a PUB/SUB message whose caller gave up is not sent
+	queued   time.Time
+	size     int64
+	done     chan struct{} // nil for fire-and-forget writes
 }
 
 type publisherOptions struct {
@@ -130,10 +132,7 @@ func (p *publisher) send(w *write) error {
 		return ErrClosed
 	}
 	if w.Stream != "" {
-		// Numbered in queue order, which is the order of the stream: a repeat never has a higher number.
-		p.seqs[w.Stream]++
-		w.Fields = append(w.Fields, wire.SeqField, wire.FormatSeq(p.writer, p.seqs[w.Stream]))
-		w.size += int64(len(wire.SeqField) + len(p.writer) + 8)
+		w.size += int64(len(wire.SeqField) + len(p.writer) + 8) // numbered when first sent
 	}
 	p.queue = append(p.queue, w)
 	p.bytes += w.size
@@ -257,6 +256,7 @@ func (p *publisher) run() {
 		ops = ops[:0]
 		for _, w := range batch {
 			w.ID, w.Err = "", nil
+			p.number(w)
 			ops = append(ops, &w.Op)
 		}
 		ctx, cancel := context.WithTimeout(p.ctx, p.timeout)
@@ -273,6 +273,7 @@ func (p *publisher) run() {
 			}
 			finished = append(finished, w)
 		}
+		p.renumber(keep, finished)
 		p.finish(finished)
 		if len(keep) == 0 {
 			if failures > 0 {
@@ -293,6 +294,43 @@ func (p *publisher) run() {
 		}
 		rdb.Sleep(p.ctx, rdb.Backoff(failures, 50*time.Millisecond, 2*time.Second))
 	}
+}
+
+// number gives a stream write its sequence number when it is first sent: in the order of the stream, so that a
+// repeat never has a higher number than what followed it. Writes dropped before they were sent leave no gap.
+func (p *publisher) number(w *write) {
+	if w.Stream == "" || w.numbered {
+		return
+	}
+	p.seqs[w.Stream]++
+	w.Fields = append(w.Fields, wire.SeqField, wire.FormatSeq(p.writer, p.seqs[w.Stream]))
+	w.numbered = true
+}
+
+// renumber takes its number back from a held write when a later write of the same stream in the same round trip
+// succeeded: Redis answered it with an error (it runs one connection's commands in order), so it was not applied,
+// and under its old number readers would take it for a repeat once it lands after the later one.
+func (p *publisher) renumber(held, finished []*write) {
+	if len(held) == 0 || len(finished) == 0 {
+		return
+	}
+	for _, h := range held {
+		if h.Stream == "" || !h.numbered {
+			continue
+		}
+		for _, f := range finished {
+			if f.Stream == h.Stream && f.Err == nil && f.numbered && writeSeq(f) > writeSeq(h) {
+				h.Fields = h.Fields[:len(h.Fields)-2]
+				h.numbered = false
+				break
+			}
+		}
+	}
+}
+
+func writeSeq(w *write) uint64 {
+	_, n, _ := wire.ParseSeq(w.Fields[len(w.Fields)-1])
+	return n
 }
 
 // expire removes from batch the writes that must not be sent any more, and drops them: any write queued longer
