@@ -166,7 +166,10 @@ func (p *publisher) do(ctx context.Context, op rdb.Op) (string, error) {
 	case <-w.done:
 		return w.ID, w.Err
 	case <-ctx.Done():
-		return "", fmt.Errorf("%w (Redis unavailable: %v)", ctx.Err(), p.unavailable())
+		if p.unavailable() {
+			return "", fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		}
+		return "", ctx.Err()
 	}
 }
 
