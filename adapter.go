@@ -22,6 +22,9 @@ var (
 	ErrClosed = errors.New("redisstreams: adapter closed")
 	// ErrTimeout: a request to the other servers did not get every response in time.
 	ErrTimeout = errors.New("redisstreams: timeout reached")
+	// ErrUnavailable: Redis cannot be reached now (writes are being held, see Options.MaxOutage); requests to
+	// the other servers fail at once with it instead of waiting for their timeout.
+	ErrUnavailable = errors.New("redisstreams: redis unavailable")
 )
 
 // Adapter connects the namespaces of one Socket.IO server to the cluster. Give it to the server with
@@ -48,7 +51,13 @@ type Adapter struct {
 
 	stop chan struct{} // closed by Close: ends the heartbeat loop (StreamsOnly)
 
-	beforeDispatch func() // tests only: runs before each batch of stream entries is delivered
+	beforeDispatch func()              // tests only: runs before each batch of stream entries is delivered
+	onNewDataSet   func(stream string) // tests only: a reader found that Redis lost the stream's data set
+
+	writeLog, entryLog   rateLimited // failed writes, skipped entries
+	pubsubLog, countLog  rateLimited // skipped PUB/SUB messages, failed server counts
+	replyLog, sessionLog rateLimited // responses not sent, sessions not persisted or restored
+	removeRedisLog       func()      // detaches Options.Logger from go-redis's process-wide logger
 
 	wg sync.WaitGroup // every goroutine the adapter starts
 }
@@ -67,7 +76,12 @@ func New(client redis.UniversalClient, opts Options) (*Adapter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redisstreams: %w", err)
 	}
-	return newAdapter(c, opts), nil
+	a := newAdapter(c, opts)
+	a.removeRedisLog = installRedisLogger(opts.Logger)
+	if err := a.checkAtStart(); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 func newAdapter(client rdb.Client, opts Options) *Adapter {
@@ -80,7 +94,8 @@ func newAdapter(client rdb.Client, opts Options) *Adapter {
 		channels:    map[string]*nspAdapter{},
 		readerConns: map[string]rdb.Reader{},
 	}
-	a.pub = newPublisher(client, opts.MaxBatch, opts.RequestsTimeout, a.onWrite)
+	a.pub = newPublisher(client, publisherOptions{maxBatch: opts.MaxBatch, timeout: opts.RequestsTimeout,
+		maxOutage: opts.MaxOutage, maxHeld: opts.MaxHeldBytes, log: opts.Logger}, a.onWrite)
 	a.pub.observer = opts.Observer // read by the publisher's goroutine only after the first write was queued
 	a.stop = make(chan struct{})
 	if opts.StreamsOnly {
@@ -101,7 +116,8 @@ func (a *Adapter) New(nsp socket.Namespace) socket.Adapter {
 }
 
 // Close detaches every namespace from the cluster and stops every goroutine the adapter started, waiting for
-// them (bounded by ctx). Queued writes are sent first. Close is idempotent.
+// them (bounded by ctx). Queued writes are sent first; writes held for an outage wait for Redis until ctx ends,
+// then are dropped (counted in Stats.Dropped). Close is idempotent.
 func (a *Adapter) Close(ctx context.Context) error {
 	a.mu.Lock()
 	if a.closed {
@@ -132,6 +148,9 @@ func (a *Adapter) Close(ctx context.Context) error {
 	}
 	a.readerMu.Unlock()
 
+	if a.removeRedisLog != nil {
+		a.removeRedisLog()
+	}
 	done := make(chan struct{})
 	go func() { a.wg.Wait(); close(done) }()
 	select {
@@ -215,9 +234,9 @@ func (a *Adapter) dispatchEntry(stream string, e *rdb.Entry) {
 	if len(targets) == 0 {
 		return
 	}
-	// A plain broadcast goes to the clients as the JSON text it arrived as (deliver.go); anything else, or a
-	// namespace that cannot take it that way, gets the decoded message. Both reach local delivery here (the
-	// place for Observer.Delivered).
+	// A plain broadcast goes to the clients as the JSON text it arrived as (deliver.go): ScanBroadcast validates
+	// it as fully as ValidateBroadcastPacket does. Anything else, or a namespace that cannot take it that way, gets
+	// the decoded and validated message. Both reach local delivery here (the place for Observer.Delivered).
 	var raw *wire.RawBroadcast
 	if e.Fields["type"] == "3" {
 		if rb, ok := wire.ScanBroadcast(nspName, e.Fields["data"]); ok {
@@ -231,7 +250,11 @@ func (a *Adapter) dispatchEntry(stream string, e *rdb.Entry) {
 		}
 		if msg == nil {
 			var err error
-			if msg, err = wire.DecodeStreamEntry(e.ID, e.Fields); err != nil {
+			msg, err = wire.DecodeStreamEntry(e.ID, e.Fields)
+			if err == nil && msg.Type == wire.Broadcast {
+				err = wire.ValidateBroadcastPacket(msg.Packet, msg.Nsp)
+			}
+			if err != nil {
 				a.badEntry(stream, e.ID, err)
 				return
 			}
@@ -262,7 +285,10 @@ func (a *Adapter) targets(nsp, uid string) []*nspAdapter {
 
 func (a *Adapter) badEntry(stream, id string, err error) {
 	a.stats.invalid.Add(1)
-	a.log.Warn("redisstreams: skipping malformed stream entry", "stream", stream, "id", id, "err", err)
+	if ok, suppressed := a.entryLog.allow(); ok {
+		a.log.Warn("redisstreams: skipping malformed stream entry", "stream", stream, "id", id, "err", err,
+			"skipped_before_unlogged", suppressed)
+	}
 }
 
 // onPubSub receives every PUB/SUB message, from the subscriber's goroutine.
@@ -275,9 +301,13 @@ func (a *Adapter) onPubSub(channel string, payload []byte) {
 		return
 	}
 	msg, err := wire.DecodePubSub(payload)
+	if err == nil && msg.Type == wire.Broadcast {
+		err = wire.ValidateBroadcastPacket(msg.Packet, msg.Nsp)
+	}
 	if err != nil {
 		a.stats.invalid.Add(1)
-		a.log.Warn("redisstreams: skipping malformed PUB/SUB message", "channel", channel, "bytes", len(payload), "err", err)
+		a.logLimited(&a.pubsubLog, slog.LevelWarn, "redisstreams: skipping malformed PUB/SUB message", "channel", channel,
+			"bytes", len(payload), "err", err)
 		return
 	}
 	if msg.UID == n.uid {
@@ -285,7 +315,8 @@ func (a *Adapter) onPubSub(channel string, payload []byte) {
 	}
 	if msg.Nsp != n.name {
 		a.stats.invalid.Add(1)
-		a.log.Warn("redisstreams: PUB/SUB message for another namespace", "channel", channel, "nsp", msg.Nsp)
+		a.logLimited(&a.pubsubLog, slog.LevelWarn, "redisstreams: PUB/SUB message for another namespace", "channel", channel,
+			"nsp", msg.Nsp)
 		return
 	}
 	n.onMessage(msg)
@@ -296,6 +327,10 @@ func (a *Adapter) onWrite(op *rdb.Op, waited bool) {
 		a.stats.published.Add(1)
 		return
 	}
+	if errors.Is(op.Err, ErrDropped) {
+		a.stats.dropped.Add(1) // the publisher logs drops per incident
+		return
+	}
 	a.stats.publishErrors.Add(1)
 	if waited {
 		return // the caller logs it with more context
@@ -304,7 +339,14 @@ func (a *Adapter) onWrite(op *rdb.Op, waited bool) {
 	if target == "" {
 		target = op.Channel
 	}
-	a.log.Error("redisstreams: write failed", "target", target, "err", op.Err)
+	a.logWriteError("redisstreams: write failed", "target", target, "err", op.Err)
+}
+
+// logWriteError logs a failed write, at most once per logEvery (with the count of those not logged).
+func (a *Adapter) logWriteError(msg string, args ...any) {
+	if ok, suppressed := a.writeLog.allow(); ok {
+		a.log.Error(msg, append(args, "failed_before_unlogged", suppressed)...)
+	}
 }
 
 // goSafe runs f on a goroutine the adapter waits for in Close.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -128,7 +129,7 @@ func (n *nspAdapter) requestCtx() (context.Context, context.CancelFunc) {
 func (n *nspAdapter) ServerCount() int64 {
 	count, err := n.serverCount()
 	if err != nil {
-		n.parent.log.Warn("redisstreams: server count failed", "nsp", n.name, "err", err)
+		n.parent.logLimited(&n.parent.countLog, slog.LevelWarn, "redisstreams: server count failed", "nsp", n.name, "err", err)
 		return 1
 	}
 	return count
@@ -140,6 +141,9 @@ func (n *nspAdapter) serverCount() (int64, error) {
 	}
 	ctx, cancel := n.requestCtx()
 	defer cancel()
+	if n.parent.pub.unavailable() {
+		return 0, fmt.Errorf("redisstreams: server count: %w", ErrUnavailable)
+	}
 	count, err := n.parent.client.NumSub(ctx, n.publicChannel)
 	if err != nil {
 		return 0, fmt.Errorf("redisstreams: server count: %w", err)
@@ -192,9 +196,16 @@ func (n *nspAdapter) publishStream(ctx context.Context, msg *wire.Message, wait 
 	if !wait {
 		return "", n.parent.pub.fire(op)
 	}
+	if n.parent.pub.unavailable() {
+		// Writes are held: the entry goes out when Redis is back, and the caller does not wait for its ID.
+		if err := n.parent.pub.fire(op); err != nil {
+			return "", err
+		}
+		return "", ErrUnavailable
+	}
 	id, err := n.parent.pub.do(ctx, op)
 	if err != nil {
-		n.parent.log.Error("redisstreams: stream write failed", "nsp", n.name, "stream", n.stream, "err", err)
+		n.parent.logWriteError("redisstreams: stream write failed", "nsp", n.name, "stream", n.stream, "err", err)
 	}
 	return id, err
 }

@@ -20,6 +20,10 @@ const (
 	DefaultSessionKeyPrefix = wire.DefaultSessionKeyPrefix
 	DefaultRequestsTimeout  = wire.DefaultRequestsTimeout
 	DefaultMaxBatch         = 512
+	// Outage holding (not in Node, which drops every write Redis refuses): enough for 60 s at 1,000
+	// broadcasts/s of 1 KiB.
+	DefaultMaxOutage    = 60 * time.Second
+	DefaultMaxHeldBytes = 64 << 20
 	// Streams-only layout (Options.StreamsOnly), equal to the 0.2.x adapter's.
 	DefaultHeartbeatInterval = wire.DefaultHeartbeatInterval
 	DefaultHeartbeatTimeout  = wire.DefaultHeartbeatTimeout
@@ -67,6 +71,19 @@ type Options struct {
 	// MaxBatch caps how many writes share one pipelined round trip. Default 512.
 	MaxBatch int
 
+	// MaxOutage is how long a write may wait to reach Redis. A write that fails because Redis is unreachable
+	// (connection refused, reset or timed out, LOADING, failover, cluster reconfiguration) is held and sent again,
+	// in order, with jittered backoff; once it has waited MaxOutage it is dropped, counted in Stats.Dropped and
+	// reported (one log line per outage). While writes are held, io.Emit never blocks; broadcasts that need an
+	// offset (connection state recovery) are delivered locally without one after RequestsTimeout, and requests
+	// (fetchSockets, serverSideEmit with ack) fail at once with ErrUnavailable. PUB/SUB messages are held at most
+	// RequestsTimeout (nobody waits for them longer). Default 60s.
+	MaxOutage time.Duration
+
+	// MaxHeldBytes bounds the memory of queued writes (their fields and payloads). When a new write would exceed
+	// it, the oldest queued writes are dropped and counted in Stats.Dropped. Default 64 MiB.
+	MaxHeldBytes int64
+
 	// StreamsOnly selects the original layout of the Node adapter (0.2.x, up to 0.2.3): every message, requests and
 	// responses included, is an entry of the namespace's stream, and no PUB/SUB command is ever sent (SUBSCRIBE,
 	// PUBLISH, PUBSUB NUMSUB), so it works where PUB/SUB is disabled. The servers find each other with heartbeats:
@@ -89,12 +106,17 @@ type Options struct {
 	// greater than HeartbeatInterval. Default 10s.
 	HeartbeatTimeout time.Duration
 
-	// Logger receives the adapter's logs. Default: discard.
+	// Logger receives the adapter's logs. Default: discard. Repeating lines (bad entries, failed writes) are
+	// rate-limited; an outage logs when it begins and when it ends, with counts. New (go-redis) also routes the
+	// go-redis client's own log lines here: go-redis has one logger per process, so the first Adapter created with
+	// a Logger keeps it (see New).
 	Logger *slog.Logger
 
 	// Observer receives timings for metrics (write batches, requests, delivery delay). Default: none.
 	Observer Observer
 }
+
+var discardLogger = slog.New(slog.DiscardHandler)
 
 func (o Options) withDefaults() Options {
 	if o.StreamName == "" {
@@ -124,6 +146,12 @@ func (o Options) withDefaults() Options {
 	if o.MaxBatch == 0 {
 		o.MaxBatch = DefaultMaxBatch
 	}
+	if o.MaxOutage == 0 {
+		o.MaxOutage = DefaultMaxOutage
+	}
+	if o.MaxHeldBytes == 0 {
+		o.MaxHeldBytes = DefaultMaxHeldBytes
+	}
 	if o.HeartbeatInterval == 0 {
 		o.HeartbeatInterval = DefaultHeartbeatInterval
 	}
@@ -131,7 +159,7 @@ func (o Options) withDefaults() Options {
 		o.HeartbeatTimeout = DefaultHeartbeatTimeout
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+		o.Logger = discardLogger
 	}
 	return o
 }
@@ -165,6 +193,10 @@ func (o Options) validate() error {
 		return fmt.Errorf("redisstreams: Options.BlockTime must be at least 1ms, got %v", o.BlockTime)
 	case o.RequestsTimeout < 0:
 		return fmt.Errorf("redisstreams: Options.RequestsTimeout must be > 0, got %v", o.RequestsTimeout)
+	case o.MaxOutage < 0:
+		return fmt.Errorf("redisstreams: Options.MaxOutage must be > 0, got %v", o.MaxOutage)
+	case o.MaxHeldBytes < 0:
+		return fmt.Errorf("redisstreams: Options.MaxHeldBytes must be > 0, got %d", o.MaxHeldBytes)
 	case o.MaxBatch < 0:
 		return fmt.Errorf("redisstreams: Options.MaxBatch must be >= 1, got %d", o.MaxBatch)
 	}

@@ -2,9 +2,13 @@ package redisstreams
 
 import (
 	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/socketio-go/redisstreams/internal/rdb"
+	"github.com/socketio-go/redisstreams/internal/wire"
 )
 
 const (
@@ -12,25 +16,62 @@ const (
 	maxBackoff = 5 * time.Second
 )
 
+// checkInterval is how often a reader checks its stream for entries lost before it read them (one XINFO STREAM
+// and one SET NX GET, plus one XRANGE when it is behind), whether it is caught up, behind, or held up by slow
+// local delivery.
+const checkInterval = time.Second
+
 // streamReader follows one stream on a connection of its own. Reading and dispatching run in two goroutines
 // joined by a small bounded queue: slow local delivery stops further XREADs (Redis keeps the backlog) instead of
 // dropping entries, and a Redis round trip never waits for local delivery.
+//
+// The read goroutine also keeps the books: it drops the repeats of retried writes (wire.SeqField), and counts the
+// entries that vanished before it read them (trimmed, deleted, or lost with Redis's data set), see check.
 type streamReader struct {
 	a      *Adapter
 	stream string
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
 
-	// For loss detection: entries-added when reading started, entries read since, losses already reported.
-	addedAtStart int64
-	readSince    int64
-	lostReported int64
-	ctx          context.Context
-	cancel       context.CancelFunc
-	done         chan struct{}
+	// Read goroutine only.
+	lastID     string            // the last entry read; the next XREAD starts after it
+	pos        int64             // entries added to the stream up to lastID in this data set; -1: unknown (Redis < 7)
+	epochKey   string            // its value changes when Redis loses its data set
+	epoch      string            // "" until the first check
+	candidate  string            // what this reader writes to epochKey when it is missing
+	sinceCheck []span            // batches read since the last check
+	writers    map[string]*seqOf // by writer: the sequence read so far
+	armed      int               // writers whose next entry tells how many of theirs vanished with a data set
+	lossLog    rateLimited
+	lastCheck  time.Time
+	checkDue   bool // check before the next XREAD (after an error, or a check that failed)
+
+	failingSince atomic.Int64 // unix nanoseconds of the first of the current read failures; 0 when reading
+
+	gaugeMu sync.Mutex
+	gauge   StreamStats
+}
+
+// span is one batch of entries, as read in one XREAD.
+type span struct {
+	first string
+	n     int64
+}
+
+// seqOf is what a reader knows of one writer's sequence.
+type seqOf struct {
+	last  uint64 // the highest sequence number read
+	floor uint64 // the entries up to here were read or counted lost (trimmed before this reader got to them)
+	seen  time.Time
+	armed bool // Redis lost its data set since this writer's last entry: the gap before its next one is lost
 }
 
 func (a *Adapter) startReader(stream string, start rdb.StreamInfo) {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &streamReader{a: a, stream: stream, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	r := &streamReader{a: a, stream: stream, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		epochKey: epochKey(stream), candidate: randomID(), writers: map[string]*seqOf{}}
+	r.gauge.Stream = stream
 	a.readers[stream] = r
 	batches := make(chan []rdb.Entry, 4)
 	a.wg.Go(func() {
@@ -50,11 +91,26 @@ func (a *Adapter) startReader(stream string, start rdb.StreamInfo) {
 	})
 }
 
-// read runs the XREAD loop from lastID (when empty: the newest entry once Redis answers). It never reads from "$",
-// which loses entries written between two empty reads, and resumes from the last ID it saw after every error.
+// epochKey is the key whose value tells a reader of stream whether Redis still has its data: in the stream's hash
+// slot, so that it lives and dies with the stream on a cluster node.
+func epochKey(stream string) string {
+	if i := strings.IndexByte(stream, '{'); i >= 0 {
+		if j := strings.IndexByte(stream[i+1:], '}'); j > 0 {
+			return stream + ":epoch" // keeps the stream's hash tag
+		}
+	}
+	return "{" + stream + "}:epoch"
+}
+
+// read runs the XREAD loop from the start position (when empty: the newest entry once Redis answers). It never
+// reads from "$", which loses entries written between two empty reads, and resumes from the last ID it saw after
+// every error.
 func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
-	lastID := start.LastID
-	r.addedAtStart = start.Added
+	r.lastID, r.pos = start.LastID, start.Added
+	if r.lastID == "" {
+		r.pos = -1
+	}
+	r.checkDue = true
 	a := r.a
 	log := a.log.With("stream", r.stream)
 	var reader rdb.Reader
@@ -63,8 +119,10 @@ func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
 			_ = reader.Close()
 		}
 	}()
+	tick := time.NewTicker(checkInterval)
+	defer tick.Stop()
 	failures := 0
-	var lastCheck time.Time
+	var failedSince time.Time
 	for r.ctx.Err() == nil {
 		var err error
 		if reader == nil {
@@ -75,26 +133,32 @@ func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
 				a.readerMu.Unlock()
 			}
 		}
-		if err == nil && lastID == "" {
+		if err == nil && r.lastID == "" {
 			ctx, cancel := context.WithTimeout(r.ctx, a.opts.RequestsTimeout)
 			var info rdb.StreamInfo
 			if info, err = a.client.StreamInfo(ctx, r.stream); err == nil {
-				lastID, r.addedAtStart = info.LastID, info.Added
+				r.lastID, r.pos = info.LastID, info.Added
 			}
 			cancel()
 		}
+		if err == nil && (r.checkDue || time.Since(r.lastCheck) >= checkInterval) {
+			r.check() // before reading: a restarted Redis is noticed before its entries are read
+		}
 		var entries []rdb.Entry
 		if err == nil {
-			entries, err = reader.Read(r.ctx, r.stream, lastID, a.opts.ReadCount, a.opts.BlockTime)
+			entries, err = reader.Read(r.ctx, r.stream, r.lastID, a.opts.ReadCount, a.opts.BlockTime)
 		}
 		if err != nil {
 			if r.ctx.Err() != nil {
 				return
 			}
 			failures++
+			r.checkDue = true
 			a.stats.readErrors.Add(1)
-			if failures == 1 || failures%20 == 0 {
-				log.Warn("redisstreams: stream read failed, retrying", "err", err, "failures", failures, "last_id", lastID)
+			if failures == 1 {
+				failedSince = time.Now()
+				r.failingSince.Store(failedSince.UnixNano())
+				log.Warn("redisstreams: stream read failed, retrying until Redis answers", "err", err, "last_id", r.lastID)
 			}
 			if !rdb.Sleep(r.ctx, rdb.Backoff(failures, minBackoff, maxBackoff)) {
 				return
@@ -102,49 +166,299 @@ func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
 			continue
 		}
 		if failures > 0 {
-			log.Info("redisstreams: stream read recovered", "after_failures", failures, "last_id", lastID)
+			r.failingSince.Store(0)
+			log.Info("redisstreams: stream read recovered", "failed_for", time.Since(failedSince).Round(time.Millisecond),
+				"failures", failures, "last_id", r.lastID)
 			failures = 0
 		}
-		if len(entries) > 0 {
-			lastID = entries[len(entries)-1].ID
-			r.readSince += int64(len(entries))
+		if len(entries) == 0 {
+			continue
+		}
+		r.lastID = entries[len(entries)-1].ID
+		if r.pos >= 0 {
+			r.pos += int64(len(entries))
+		}
+		r.sinceCheck = append(r.sinceCheck, span{first: entries[0].ID, n: int64(len(entries))})
+		r.setGauge(func(g *StreamStats) { g.LastID = r.lastID })
+		entries = r.dedupe(entries)
+		if len(entries) == 0 {
+			continue
+		}
+		for sent := false; !sent; {
 			select {
 			case out <- entries:
+				sent = true
+			case <-tick.C:
+				r.check() // held up by local delivery: entries may be trimmed meanwhile, say so now
 			case <-r.ctx.Done():
 				return
 			}
 		}
-		if int64(len(entries)) < a.opts.ReadCount && time.Since(lastCheck) >= gapCheckInterval {
-			lastCheck = time.Now()
-			r.checkLoss(lastID) // caught up: a good moment to count
+	}
+}
+
+// dedupe drops (in place) the entries that repeat one already read: a write that Redis applied but whose reply
+// was lost is sent again by its server, with the same sequence number. Entries without a sequence (Node servers,
+// emitters) always pass. After Redis lost its data set, the first entry of each writer tells how many of its
+// entries vanished unread.
+func (r *streamReader) dedupe(entries []rdb.Entry) []rdb.Entry {
+	a := r.a
+	kept := entries[:0]
+	now := time.Now()
+	for _, e := range entries {
+		writer, n, ok := wire.ParseSeq(e.Fields[wire.SeqField])
+		if !ok {
+			kept = append(kept, e)
+			continue
+		}
+		s := r.writers[writer]
+		if s == nil {
+			s = &seqOf{}
+			r.writers[writer] = s
+		}
+		s.seen = now
+		if n <= s.last {
+			a.stats.received.Add(1)
+			a.stats.duplicates.Add(1)
+			continue
+		}
+		if s.armed {
+			s.armed = false
+			r.armed--
+			if base := max(s.last, s.floor); n > base+1 && s.last > 0 {
+				r.lose(int64(n-base-1), "entries vanished with Redis's data set (restart or failover) before this server read them")
+			}
+		}
+		s.last = n
+		kept = append(kept, e)
+	}
+	clear(entries[len(kept):])
+	if len(r.writers) > 1000 {
+		r.prune(now)
+	}
+	return kept
+}
+
+// prune forgets writers not heard from for long: a server that stopped, or restarted under a new writer name.
+func (r *streamReader) prune(now time.Time) {
+	idle := max(10*time.Minute, 2*r.a.opts.MaxOutage)
+	for w, s := range r.writers {
+		if now.Sub(s.seen) > idle {
+			if s.armed {
+				r.armed--
+			}
+			delete(r.writers, w)
 		}
 	}
 }
 
-// gapCheckInterval bounds how often a reader that has caught up checks for lost entries (one XINFO STREAM).
-const gapCheckInterval = time.Second
-
-// checkLoss counts entries that were trimmed (MAXLEN) or deleted before this reader read them, which Node loses
-// silently. When nothing newer than lastID exists, every entry added since the reader started has either been
-// read or is gone: lost = added - added at start - read.
-func (r *streamReader) checkLoss(lastID string) {
+// check compares the reader's position with the stream in Redis and counts the entries that vanished before this
+// server read them:
+//   - trimmed (MAXLEN) or deleted while the reader was behind: when the first entry of the stream is past the
+//     reader's position, every entry added before it that the reader has not read is gone, and entries-added
+//     says how many (Redis 7);
+//   - deleted (XDEL) among the entries read since: counted when the reader has caught up;
+//   - lost with Redis's data set (a restart without persistence, a failover to a replica that was behind): the
+//     epoch key is gone or changed, or the stream's last ID or entries-added went backwards. The reader then
+//     starts over in the new data set, and counts, for each server that numbers its writes, the gap before its
+//     first entry read there. Entries of Node servers and emitters lost this way cannot be counted.
+//
+// It also refreshes the lag gauges. A check that fails (Redis unavailable) is tried again before the next read.
+func (r *streamReader) check() {
 	a := r.a
-	if r.addedAtStart < 0 || lastID == "" {
-		return // Redis < 7 keeps no count of added entries
-	}
+	r.lastCheck = time.Now()
 	ctx, cancel := context.WithTimeout(r.ctx, a.opts.RequestsTimeout)
+	defer cancel()
 	info, err := a.client.StreamInfo(ctx, r.stream)
-	cancel()
-	if err != nil || info.Added < 0 || info.LastID != lastID {
-		return // not caught up after all (or Redis busy): later
-	}
-	lost := info.Added - r.addedAtStart - r.readSince
-	if lost <= r.lostReported {
+	if err != nil {
+		r.checkDue = true
 		return
 	}
-	a.stats.lost.Add(uint64(lost - r.lostReported))
-	a.log.Error("redisstreams: stream entries were trimmed before this server read them; "+
-		"their messages were lost (raise Options.MaxLen, or look for what held this server up)",
-		"stream", r.stream, "lost", lost-r.lostReported, "lost_total", lost, "last_read", lastID)
-	r.lostReported = lost
+	newData := false
+	if epoch, err := a.client.Epoch(ctx, r.epochKey, r.candidate); err == nil {
+		newData = r.epoch != "" && epoch != r.epoch
+		r.epoch = epoch
+	}
+	if r.lastID != "" && compareIDs(info.LastID, r.lastID) < 0 {
+		newData = true // the last ID went backwards
+	}
+	if info.Added >= 0 && r.pos >= 0 && info.Added < r.pos {
+		newData = true // fewer entries ever added than this reader has read
+	}
+	if newData {
+		r.newDataSet(info)
+	}
+	r.checkDue = false
+	r.sinceCheck = r.sinceCheck[:0]
+
+	if info.Added >= 0 && r.pos >= 0 && r.lastID != "" {
+		var gone int64
+		switch {
+		case info.LastID == r.lastID:
+			gone = info.Added - r.pos // caught up: every entry added up to here was read, or is gone
+		case info.Length > 0 && compareIDs(r.lastID, info.FirstID) < 0:
+			gone = info.Added - info.Length - r.pos // behind, and the entries up to the first one left are gone
+		}
+		if info.Length > 0 && compareIDs(r.lastID, info.FirstID) < 0 {
+			r.raiseFloors(ctx)
+		}
+		if gone > 0 {
+			r.pos += gone
+			if r.armed > 0 {
+				// The gaps of the writers still armed would count these trimmed entries again.
+				for _, s := range r.writers {
+					s.armed = false
+				}
+				r.armed = 0
+			}
+			r.lose(gone, "stream entries were trimmed before this server read them; their messages were lost "+
+				"(raise Options.MaxLen, or look for what held this server up)")
+		}
+	}
+	r.updateLag(ctx, info)
+}
+
+// newDataSet starts over after Redis lost the stream's data set.
+func (r *streamReader) newDataSet(info rdb.StreamInfo) {
+	old := r.lastID
+	if compareIDs(info.LastID, r.lastID) < 0 {
+		// Nothing of the new data set has been read (its IDs are all below the last one read): read all of it.
+		r.lastID, r.pos = "0-0", 0
+	} else {
+		// The batches read since the last check that belong to the new data set.
+		r.pos = 0
+		for _, s := range r.sinceCheck {
+			if compareIDs(s.first, info.FirstID) >= 0 {
+				r.pos += s.n
+			}
+		}
+		if info.Added < 0 {
+			r.pos = -1
+		}
+	}
+	for _, s := range r.writers {
+		if !s.armed {
+			s.armed = true
+			r.armed++
+		}
+	}
+	r.resolveGaps(info)
+	if r.a.onNewDataSet != nil {
+		r.a.onNewDataSet(r.stream)
+	}
+	r.a.log.Error("redisstreams: Redis lost the stream's data (restart without persistence, or failover to a "+
+		"replica that was behind); entries this server had not read are lost, counted for Go servers only",
+		"stream", r.stream, "last_read", old, "stream_last_id", info.LastID, "stream_entries", info.Length)
+}
+
+// resolveGaps counts at once, when the new data set is still whole (nothing trimmed), the entries each armed
+// writer lost with the old one: its first entry in the new data set tells. The reader reads these entries later
+// as usual. Writers without an entry there yet are resolved by their first entry read.
+func (r *streamReader) resolveGaps(info rdb.StreamInfo) {
+	if r.armed == 0 || info.Length == 0 || info.Added != info.Length {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, r.a.opts.RequestsTimeout)
+	defer cancel()
+	entries, err := r.a.client.XRange(ctx, r.stream, "-", "+", min(info.Length, maxGapScan))
+	if err != nil {
+		return
+	}
+	var lost int64
+	for _, e := range entries {
+		writer, n, ok := wire.ParseSeq(e.Fields[wire.SeqField])
+		if s := r.writers[writer]; ok && s != nil && s.armed {
+			s.armed = false
+			r.armed--
+			if base := max(s.last, s.floor); n > base+1 {
+				lost += int64(n - base - 1)
+			}
+			if r.armed == 0 {
+				break
+			}
+		}
+	}
+	if lost > 0 {
+		r.lose(lost, "entries vanished with Redis's data set (restart or failover) before this server read them")
+	}
+}
+
+// raiseFloors notes, for the writers of the first entries left in the stream, that their entries before these
+// were read or counted as trimmed: should Redis then lose its data set, only the entries after them are counted
+// again as vanished with it.
+func (r *streamReader) raiseFloors(ctx context.Context) {
+	entries, err := r.a.client.XRange(ctx, r.stream, "-", "+", 100)
+	if err != nil {
+		return
+	}
+	first := map[string]bool{}
+	for _, e := range entries {
+		writer, n, ok := wire.ParseSeq(e.Fields[wire.SeqField])
+		if !ok || first[writer] {
+			continue
+		}
+		first[writer] = true
+		if s := r.writers[writer]; s != nil && n-1 > s.floor {
+			s.floor = n - 1
+		}
+	}
+}
+
+// maxGapScan bounds the entries resolveGaps reads.
+const maxGapScan = 10000
+
+// lose counts n lost entries and logs them (a line per check at most, rate-limited).
+func (r *streamReader) lose(n int64, why string) {
+	r.a.stats.lost.Add(uint64(n))
+	if ok, suppressed := r.lossLog.allow(); ok {
+		r.a.log.Error("redisstreams: "+why, "stream", r.stream, "lost", n, "lost_total", r.a.stats.lost.Load(),
+			"last_read", r.lastID, "reports_unlogged", suppressed)
+	}
+}
+
+// updateLag refreshes the lag gauges from info (and the age of the oldest unread entry).
+func (r *streamReader) updateLag(ctx context.Context, info rdb.StreamInfo) {
+	var entries int64
+	next := ""
+	switch {
+	case r.lastID == "" || info.LastID == r.lastID || compareIDs(info.LastID, r.lastID) < 0:
+	case info.Length > 0 && compareIDs(r.lastID, info.FirstID) < 0:
+		entries, next = info.Length, info.FirstID
+	default:
+		if info.Added >= 0 && r.pos >= 0 {
+			entries = max(info.Added-r.pos, 0)
+		}
+		if e, err := r.a.client.XRange(ctx, r.stream, "("+r.lastID, "+", 1); err == nil && len(e) == 1 {
+			next = e[0].ID
+			if entries == 0 {
+				entries = 1
+			}
+		}
+	}
+	var seconds float64
+	if ms, ok := idMillis(next); ok {
+		seconds = max(float64(time.Now().UnixMilli()-ms)/1000, 0)
+	}
+	r.setGauge(func(g *StreamStats) { g.LagEntries, g.LagSeconds = entries, seconds })
+}
+
+func (r *streamReader) setGauge(f func(*StreamStats)) {
+	r.gaugeMu.Lock()
+	f(&r.gauge)
+	r.gaugeMu.Unlock()
+}
+
+func (r *streamReader) stats() StreamStats {
+	r.gaugeMu.Lock()
+	defer r.gaugeMu.Unlock()
+	return r.gauge
+}
+
+// idMillis returns the milliseconds part of an entry ID.
+func idMillis(id string) (int64, bool) {
+	if id == "" {
+		return 0, false
+	}
+	ms, _ := splitID(id)
+	return int64(ms), ms > 0
 }

@@ -3,6 +3,7 @@ package redisstreams
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -241,7 +242,8 @@ func (n *nspAdapter) respond(req, resp *wire.Message) {
 	ctx, cancel := n.requestCtx()
 	defer cancel()
 	if err := n.publishChannel(ctx, channelName(n.opts().ChannelPrefix, n.name, req.UID), resp, true); err != nil {
-		n.parent.log.Warn("redisstreams: response not sent", "nsp", n.name, "type", resp.Type, "request", req.RequestID, "err", err)
+		n.parent.logLimited(&n.parent.replyLog, slog.LevelWarn, "redisstreams: response not sent", "nsp", n.name,
+			"type", resp.Type, "request", req.RequestID, "err", err)
 	}
 }
 

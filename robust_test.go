@@ -15,7 +15,8 @@ import (
 	"github.com/socketio-go/redisstreams/internal/wire"
 )
 
-// Malformed stream entries and PUB/SUB payloads are skipped and counted; the entries after them still arrive.
+// Malformed stream entries and PUB/SUB payloads, and broadcasts that are not events, are skipped and counted; the
+// client stays connected, and the entries after them still arrive.
 func TestMalformedInputIsSkipped(t *testing.T) {
 	cfg := configs[0]
 	nodes := startCluster(t, cfg, clusterOpts{nodes: 2})
@@ -34,6 +35,14 @@ func TestMalformedInputIsSkipped(t *testing.T) {
 		{"uid": "x", "nsp": "/", "type": "4", "data": `{"opts":{"rooms":"abc"},"rooms":[1]}`},
 		{"uid": "x", "nsp": "/", "type": "77", "data": `{}`},
 		{"uid": "x", "nsp": "/", "type": "3", "data": "{" + strings.Repeat("x", 4<<20)},
+		// Well-formed broadcasts that must not reach clients: they would close official clients ("parse error")
+		// or show them forged connection events.
+		{"uid": "x", "nsp": "/", "type": "3", "data": `{"packet":{"type":77,"data":["x"],"nsp":"/"},"opts":{"rooms":[],"except":[],"flags":{}}}`},
+		{"uid": "x", "nsp": "/", "type": "3", "data": `{"packet":{"type":1,"nsp":"/"},"opts":{"rooms":[],"except":[],"flags":{}}}`},
+		{"uid": "x", "nsp": "/", "type": "3", "data": `{"packet":{"type":4,"data":["x"],"nsp":"/"},"opts":{"rooms":[],"except":[],"flags":{}}}`},
+		{"uid": "x", "nsp": "/", "type": "3", "data": `{"packet":{"type":2,"data":["disconnect"],"nsp":"/"},"opts":{"rooms":[],"except":[],"flags":{}}}`},
+		{"uid": "x", "nsp": "/", "type": "3", "data": `{"packet":{"type":2,"data":[42],"nsp":"/"},"opts":{"rooms":[],"except":[],"flags":{}}}`},
+		{"uid": "x", "nsp": "/", "type": "3", "data": `{"packet":{"type":2,"data":["x"],"nsp":"/admin"},"opts":{"rooms":[],"except":[],"flags":{}}}`},
 	}
 	for _, fields := range bad {
 		if err := rc.XAdd(ctx, &redis.XAddArgs{Stream: n.stream, Values: fields}).Err(); err != nil {
@@ -261,8 +270,9 @@ func TestSlowAckCallbackDoesNotStallRequests(t *testing.T) {
 }
 
 // A server that falls behind by more than MaxLen entries loses them to trimming: it says so, with the number
-// lost (log and Stats.Lost), instead of losing them silently as Node does. Here node 1's delivery is held while
-// 2,000 entries go into a stream trimmed to about 100, and every server reads one entry per XREAD.
+// lost (log and Stats.Lost), while it is still behind, instead of losing them silently as Node does. Here node 1's
+// delivery is held while 2,000 entries go into a stream trimmed to about 100, and every server reads one entry per
+// XREAD.
 func TestTrimmedBeforeReadIsReported(t *testing.T) {
 	for _, family := range []string{familyGoRedis, familyRueidis} {
 		t.Run(family, func(t *testing.T) {
@@ -291,15 +301,13 @@ func TestTrimmedBeforeReadIsReported(t *testing.T) {
 				n, _ := rc.XLen(t.Context(), stream).Result()
 				return nodes[0].adapter.Stats().Published >= 2000 && n < 1000
 			})
+			// Reported while node 1 is still held up, not once it catches up; and the lag shows.
+			waitFor(t, "loss reported while behind", func() bool { return nodes[1].adapter.Stats().Lost > 0 })
+			if st := nodes[1].adapter.Stats(); len(st.Streams) != 1 || st.Streams[0].LagEntries <= 0 || st.Streams[0].LagSeconds <= 0 {
+				t.Errorf("lag gauges while behind: %+v", st.Streams)
+			}
 			close(gate)
 			var received int
-			waitFor(t, "loss reported", func() bool {
-				for len(c.events) > 0 {
-					<-c.events
-					received++
-				}
-				return nodes[1].adapter.Stats().Lost > 0
-			})
 			// Every entry was either delivered to node 1's client or counted as lost, once caught up.
 			waitFor(t, "caught up", func() bool {
 				for len(c.events) > 0 {

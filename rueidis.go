@@ -27,5 +27,9 @@ func NewRueidis(client rueidis.Client, opts Options) (*Adapter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redisstreams: %w", err)
 	}
-	return newAdapter(c, opts), nil
+	a := newAdapter(c, opts)
+	if err := a.checkAtStart(); err != nil {
+		return nil, err
+	}
+	return a, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strconv"
 	"strings"
@@ -54,7 +55,8 @@ func (n *nspAdapter) PersistSession(session *socket.SessionToPersist) {
 	key := n.opts().SessionKeyPrefix + string(session.Pid)
 	if err := n.parent.client.Set(ctx, key, base64.StdEncoding.EncodeToString(raw), ttl); err != nil {
 		n.parent.stats.sessionErrors.Add(1)
-		n.parent.log.Error("redisstreams: cannot persist session", "nsp", n.name, "sid", session.Sid, "err", err)
+		n.parent.logLimited(&n.parent.sessionLog, slog.LevelError, "redisstreams: cannot persist session", "nsp", n.name,
+			"sid", session.Sid, "err", err)
 	}
 }
 
@@ -109,7 +111,7 @@ func (n *nspAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) 
 func (n *nspAdapter) restoreError(err error) error {
 	n.parent.stats.sessionErrors.Add(1)
 	err = fmt.Errorf("redisstreams: restore session: %w", err)
-	n.parent.log.Warn("redisstreams: session not restored", "nsp", n.name, "err", err)
+	n.parent.logLimited(&n.parent.sessionLog, slog.LevelWarn, "redisstreams: session not restored", "nsp", n.name, "err", err)
 	return err
 }
 
@@ -153,6 +155,7 @@ func (n *nspAdapter) missedPackets(ctx context.Context, session *socket.Session,
 	filter := newRoomFilter(rooms)
 	missed := []any{}
 	cursor := offset
+	seqs := map[string]uint64{} // the repeats of retried writes are replayed once
 	for compareIDs(cursor, end) < 0 {
 		page, err := n.parent.client.XRange(ctx, n.stream, "("+cursor, end, restorePageSize)
 		if err != nil {
@@ -162,6 +165,12 @@ func (n *nspAdapter) missedPackets(ctx context.Context, session *socket.Session,
 			break // trimmed behind us: nothing more up to end
 		}
 		for i := range page {
+			if w, seq, ok := wire.ParseSeq(page[i].Fields[wire.SeqField]); ok {
+				if seq <= seqs[w] {
+					continue
+				}
+				seqs[w] = seq
+			}
 			if !filter.mayMatch(page[i].Fields["data"]) {
 				continue
 			}
@@ -180,6 +189,9 @@ func (n *nspAdapter) replayable(e *rdb.Entry, rooms []string) ([]any, bool) {
 		return nil, false
 	}
 	msg, err := wire.DecodeStreamEntry(e.ID, e.Fields)
+	if err == nil {
+		err = wire.ValidateBroadcastPacket(msg.Packet, msg.Nsp)
+	}
 	if err != nil {
 		n.parent.badEntry(n.stream, e.ID, err)
 		return nil, false

@@ -1,6 +1,8 @@
 package redisstreams
 
 import (
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -14,7 +16,7 @@ type Stats struct {
 	ReadErrors    uint64 // failed XREAD calls (each retried with backoff)
 	Timeouts      uint64 // requests that ended without every response
 	SessionErrors uint64 // connection state recovery reads and writes that failed
-	Lost          uint64 // stream entries trimmed or deleted before this server read them
+	Lost          uint64 // stream entries trimmed, deleted or lost with Redis's data before this server read them (see README, Delivery)
 	Dropped       uint64 // writes given up after the outage bound (never retried again); each one counted
 	Duplicates    uint64 // stream entries skipped because they repeat one already delivered (a retried write)
 
@@ -55,7 +57,7 @@ type counters struct {
 // Stats returns the adapter's counters and gauges.
 func (a *Adapter) Stats() Stats {
 	c := &a.stats
-	return Stats{
+	s := Stats{
 		Published:     c.published.Load(),
 		PublishErrors: c.publishErrors.Load(),
 		Received:      c.received.Load(),
@@ -66,6 +68,26 @@ func (a *Adapter) Stats() Stats {
 		Lost:          c.lost.Load(),
 		Dropped:       c.dropped.Load(),
 		Duplicates:    c.duplicates.Load(),
-		// TODO(issue 10): gauges (QueuedWrites, QueuedBytes, HeldWrites, PendingRequests, Streams).
 	}
+	s.QueuedWrites, s.QueuedBytes, s.HeldWrites = a.pub.gauges()
+	a.mu.Lock()
+	readers := make([]*streamReader, 0, len(a.readers))
+	for _, r := range a.readers {
+		readers = append(readers, r)
+	}
+	var nsps []*nspAdapter
+	for _, list := range a.nsps {
+		nsps = append(nsps, list...)
+	}
+	a.mu.Unlock()
+	for _, n := range nsps {
+		n.reqMu.Lock()
+		s.PendingRequests += len(n.requests) + len(n.ackRequests)
+		n.reqMu.Unlock()
+	}
+	for _, r := range readers {
+		s.Streams = append(s.Streams, r.stats())
+	}
+	slices.SortFunc(s.Streams, func(x, y StreamStats) int { return strings.Compare(x.Stream, y.Stream) })
+	return s
 }

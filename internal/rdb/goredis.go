@@ -168,6 +168,15 @@ func (g *GoRedis) Set(ctx context.Context, key, value string, ttl time.Duration)
 	return g.client.Set(ctx, key, value, ttl).Err()
 }
 
+// Epoch implements Client.
+func (g *GoRedis) Epoch(ctx context.Context, key, value string) (string, error) {
+	old, err := g.client.SetArgs(ctx, key, value, redis.SetArgs{Mode: "NX", Get: true}).Result()
+	if errors.Is(err, redis.Nil) {
+		return value, nil
+	}
+	return old, err
+}
+
 // GetDel implements Client.
 func (g *GoRedis) GetDel(ctx context.Context, key string) (string, bool, error) {
 	v, err := g.client.GetDel(ctx, key).Result()

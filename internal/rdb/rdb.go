@@ -56,6 +56,10 @@ type Client interface {
 	NumSub(ctx context.Context, channel string) (int64, error)
 	// Set stores a value with an expiry (SET key value PX ttl).
 	Set(ctx context.Context, key, value string, ttl time.Duration) error
+	// Epoch returns the value of key, first setting it to value when it does not exist (SET key value NX GET,
+	// Redis 7). A key that no expiry removes tells a reader whether Redis still has the data set it had: a
+	// restarted or replaced server has lost it, and the key with it.
+	Epoch(ctx context.Context, key, value string) (string, error)
 	// GetDel atomically reads and deletes a key. ok is false when the key does not exist.
 	GetDel(ctx context.Context, key string) (value string, ok bool, err error)
 	// NewReader returns a reader with connections of its own, so that its blocking reads never delay other commands.

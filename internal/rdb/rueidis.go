@@ -268,6 +268,15 @@ func (r *Rueidis) NumSub(ctx context.Context, channel string) (int64, error) {
 	return total, errors.Join(errs...)
 }
 
+// Epoch implements Client.
+func (r *Rueidis) Epoch(ctx context.Context, key, value string) (string, error) {
+	old, err := r.client.Do(ctx, r.client.B().Set().Key(key).Value(value).Nx().Get().Build()).ToString()
+	if rueidis.IsRedisNil(err) {
+		return value, nil
+	}
+	return old, err
+}
+
 // Set implements Client. A ttl <= 0 stores the value without expiry.
 func (r *Rueidis) Set(ctx context.Context, key, value string, ttl time.Duration) error {
 	set := func() rueidis.Completed { // a command is recycled once sent: one per attempt

@@ -14,10 +14,6 @@ type RawBroadcast struct {
 	Opts Options
 }
 
-// reservedEvents are the event names Socket.IO clients keep for themselves.
-var reservedEvents = map[string]bool{"connect": true, "connect_error": true, "disconnect": true,
-	"disconnecting": true, "newListener": true, "removeListener": true}
-
 // ScanBroadcast reads the data field of a BROADCAST stream entry of namespace nsp without decoding the packet's
 // arguments. It accepts only the plain case, which it checks completely: JSON (not msgpack), valid UTF-8, nesting
 // within MaxDepth, no requestId (no acks), a packet of type EVENT (2) with no id, nsp absent or equal to nsp, and
