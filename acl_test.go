@@ -21,14 +21,14 @@ import (
 // must hold no denial for that user.
 const (
 	// aclStreams: the stream(s), with the default StreamName (StreamCount streams are "socket.io-<i>").
-	aclStreams = "~socket.io* +xadd +xread +xinfo|stream"
+	aclStreams = "~socket.io* +xadd +xread +xinfo|stream +set"
 	// aclPubSub: requests and responses on PUB/SUB channels, with the default ChannelPrefix.
 	aclPubSub        = "&socket.io#* +publish +subscribe +unsubscribe +pubsub|numsub"
 	aclShardedPubSub = "&socket.io#* +spublish +ssubscribe +sunsubscribe +pubsub|shardnumsub"
 	// rueidis leaves sharded channels by closing the connection, without SUNSUBSCRIBE.
 	aclShardedPubSubRueidis = "&socket.io#* +spublish +ssubscribe +pubsub|shardnumsub"
 	// aclRecovery: sessions (default SessionKeyPrefix) and the replay of missed packets.
-	aclRecovery = "~sio:session:* +set +getdel +xrange +xrevrange"
+	aclRecovery = "~sio:session:* +getdel +xrange +xrevrange"
 	// aclPing: go-redis pings an idle subscription (every few seconds), rueidis pings idle connections, and
 	// Adapter.Ping is a readiness check.
 	aclPing = "+ping"

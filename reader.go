@@ -99,6 +99,11 @@ func epochKey(stream string) string {
 			return stream + ":epoch" // keeps the stream's hash tag
 		}
 	}
+	if strings.IndexByte(stream, '{') < 0 {
+		// "<stream>:{<stream>}:epoch": the hash tag puts it in the stream's slot (on the node whose data set it
+		// marks), and the stream's name as prefix keeps it inside an ACL key pattern such as ~socket.io*.
+		return stream + ":{" + stream + "}:epoch"
+	}
 	return "{" + stream + "}:epoch"
 }
 
