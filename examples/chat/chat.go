@@ -370,3 +370,18 @@ func (n *node) clusterPeers(ctx context.Context) []string {
 	sort.Strings(peers)
 	return peers
 }
+
+// handleHealth answers 200 while the server's adapter is connected to Redis and reading every stream
+// (Adapter.Ping), and 503 with the reason otherwise: a load balancer's health check.
+func (n *node) handleHealth(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := n.adapter.Ping(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, redactErr(err, redisSecrets(n.rc)...))
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}

@@ -186,6 +186,7 @@ func (n *node) routes() *http.ServeMux {
 	mux.Handle("/socket.io/", n.io.ServeHandler(nil))                                  // Socket.IO (websocket and polling)
 	mux.HandleFunc("GET /api/stats", n.handleStats)                                    // the cluster view of the page
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{})) // Prometheus
+	mux.HandleFunc("GET /healthz", n.handleHealth)                                     // readiness (Adapter.Ping)
 	mux.Handle("/", staticHandler())                                                   // the page and its scripts
 	return mux
 }

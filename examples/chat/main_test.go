@@ -160,6 +160,11 @@ func TestChatAcrossServers(t *testing.T) {
 		t.Errorf("stats: peers %v, want the 3 servers", st.Peers)
 	}
 
+	// Each server is healthy: connected to Redis and reading.
+	if body := get(t, srvA+"healthz", http.StatusOK, "text/plain"); strings.TrimSpace(body) != "ok" {
+		t.Errorf("GET /healthz on A: %q, want ok", body)
+	}
+
 	// Each server serves its adapter's metrics, labelled with the server.
 	metrics := get(t, srvB+"metrics", http.StatusOK, "text/plain")
 	for _, want := range []string{
