@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	client "github.com/zishang520/socket.io/clients/socket/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
@@ -367,18 +368,13 @@ func TestTail(t *testing.T) {
 func TestEmit(t *testing.T) {
 	f := startFleet(t, fleetOpts{cluster: true, streamCount: 5})
 	got := make(chan []any, 1)
-	c, err := siotest.NewClient(f.urls[1]+"/chat", nil)
+	c, err := siotest.Dial(f.urls[1]+"/chat", nil, 5*time.Second, 3, func(c *client.Socket) {
+		_ = c.On(types.EventName("cli"), func(args ...any) { got <- args })
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Disconnect() })
-	_ = c.On(types.EventName("cli"), func(args ...any) { got <- args })
-	connected := make(chan struct{})
-	_ = c.On(types.EventName("connect"), func(...any) { close(connected) })
-	if err := siotest.Connect(c, 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	<-connected
 	var ss *socket.Socket
 	waitFor(t, "the server socket", func() bool {
 		f.servers[1].Of("/chat", nil).Sockets().Range(func(_ socket.SocketId, s *socket.Socket) bool { ss = s; return false })
