@@ -22,11 +22,12 @@ import (
 	"github.com/socketio-go/redisstreams/internal/siotest"
 )
 
-// Shared Redis processes, started once for the package by TestMain.
+// Shared Redis processes, started once for the package by TestMain; standalone and cluster name them for the
+// package's tests.
 var (
+	shared     redistest.Shared
 	standalone *redistest.Server
 	cluster    *redistest.Cluster
-	redisErr   error
 )
 
 func TestMain(m *testing.M) {
@@ -34,35 +35,19 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperAddrEnv) != "" {
 		os.Exit(m.Run()) // a helper process (TestHelperStreamsOnlyServer): no Redis of its own
 	}
-	if !testing.Verbose() {
-		// go-redis logs through a global logger; its reconnect chatter after each test's Close is noise here.
-		redis.SetLogger(quietLogger{})
-	}
-	var stop func()
-	standalone, cluster, stop, redisErr = redistest.StartShared()
-	if redisErr != nil && !redistest.Strict() {
-		// The runnable examples need Redis and, unlike tests, cannot skip themselves.
-		_ = flag.Set("test.skip", "^Example")
-	}
-	code := m.Run()
-	stop()
-	os.Exit(code)
+	os.Exit(shared.Main(m, redistest.MainOptions{Started: func(err error) {
+		standalone, cluster = shared.Standalone, shared.Cluster
+		if err != nil && !redistest.Strict() {
+			// The runnable examples need Redis and, unlike tests, cannot skip themselves.
+			_ = flag.Set("test.skip", "^Example")
+		}
+	}}))
 }
-
-type quietLogger struct{}
-
-func (quietLogger) Printf(context.Context, string, ...any) {}
 
 // requireRedis skips (or, in CI, fails) a test when the shared Redis processes could not be started.
 func requireRedis(t testing.TB) {
 	t.Helper()
-	if redisErr == nil {
-		return
-	}
-	if redistest.Strict() {
-		t.Fatalf("redis unavailable: %v", redisErr)
-	}
-	t.Skipf("redis unavailable: %v", redisErr)
+	shared.Require(t)
 }
 
 // config is one Redis set-up the conformance suite runs against.

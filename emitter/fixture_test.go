@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"flag"
 	"net/http/httptest"
 	"os"
 	"testing"
@@ -22,38 +21,10 @@ import (
 	"github.com/socketio-go/redisstreams/internal/siotest"
 )
 
-var (
-	standalone *redistest.Server
-	cluster    *redistest.Cluster
-	redisErr   error
-)
+// shared is the standalone Redis and the cluster that the package's tests share.
+var shared redistest.Shared
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testing.Verbose() {
-		redis.SetLogger(quietLogger{})
-	}
-	var stop func()
-	standalone, cluster, stop, redisErr = redistest.StartShared()
-	code := m.Run()
-	stop()
-	os.Exit(code)
-}
-
-type quietLogger struct{}
-
-func (quietLogger) Printf(context.Context, string, ...any) {}
-
-func requireRedis(t testing.TB) {
-	t.Helper()
-	if redisErr == nil {
-		return
-	}
-	if redistest.Strict() {
-		t.Fatalf("redis unavailable: %v", redisErr)
-	}
-	t.Skipf("redis unavailable: %v", redisErr)
-}
+func TestMain(m *testing.M) { os.Exit(shared.Main(m, redistest.MainOptions{})) }
 
 // setup is one Redis configuration: the emitter's client family, the topology and the layout.
 type setup struct {
@@ -65,15 +36,15 @@ type setup struct {
 
 func (s setup) addrs() []string {
 	if s.cluster {
-		return cluster.Addrs()
+		return shared.Cluster.Addrs()
 	}
-	return []string{standalone.Addr()}
+	return []string{shared.Standalone.Addr()}
 }
 
 // goRedis returns a go-redis client on the setup's Redis, closed at the end of the test.
 func (s setup) goRedis(t testing.TB) redis.UniversalClient {
 	t.Helper()
-	requireRedis(t)
+	shared.Require(t)
 	var rc redis.UniversalClient
 	if s.cluster {
 		rc = redis.NewClusterClient(&redis.ClusterOptions{Addrs: s.addrs()})
@@ -87,7 +58,7 @@ func (s setup) goRedis(t testing.TB) redis.UniversalClient {
 // newEmitter returns an emitter of the setup's client family with these options.
 func (s setup) newEmitter(t testing.TB, opts emitter.Options) *emitter.Emitter {
 	t.Helper()
-	requireRedis(t)
+	shared.Require(t)
 	if !s.rueidis {
 		e, err := emitter.New(s.goRedis(t), opts)
 		if err != nil {

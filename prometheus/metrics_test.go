@@ -29,17 +29,12 @@ import (
 	rsprom "github.com/socketio-go/redisstreams/prometheus"
 )
 
+// The tests start their own Redis (some stop it); only go-redis's chatter is a package-wide concern.
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if !testing.Verbose() {
-		redis.SetLogger(quietLogger{}) // go-redis's reconnect chatter when Redis is stopped or closed
-	}
+	redistest.QuietGoRedis()
 	os.Exit(m.Run())
 }
-
-type quietLogger struct{}
-
-func (quietLogger) Printf(context.Context, string, ...any) {}
 
 // server is one Socket.IO server with its adapter and metrics, on a real loopback port.
 type server struct {
