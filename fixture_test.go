@@ -342,52 +342,26 @@ type clientOpts struct {
 }
 
 // connect opens a websocket client to n and waits until the server has its socket. A handshake that stalls is
-// retried with a fresh client (logged), so that a flaw of the client library cannot pass for one of the adapter.
+// retried with a fresh client (siotest.Dial), so that a flaw of the client library cannot pass for one of the
+// adapter.
 func (n *node) connect(t *testing.T, co clientOpts, events ...string) *testClient {
-	t.Helper()
-	for attempt := 1; ; attempt++ {
-		c, ok := n.tryConnect(t, co, events, 3*time.Second)
-		if ok {
-			return c
-		}
-		if attempt == 3 {
-			t.Fatalf("client could not connect to %s in %d attempts", n.url, attempt)
-		}
-		t.Logf("connect attempt %d stalled, retrying", attempt)
-	}
-}
-
-func (n *node) tryConnect(t *testing.T, co clientOpts, events []string, wait time.Duration) (*testClient, bool) {
 	t.Helper()
 	if co.nsp == "" {
 		co.nsp = "/"
 	}
-	url := n.url + co.nsp
-	if len(co.query) > 0 {
-		sep := "?"
-		for k, v := range co.query {
-			url += sep + k + "=" + v
-			sep = "&"
+	const wait = 3 * time.Second
+	var c *testClient
+	s, err := siotest.Dial(siotest.WithQuery(n.url+co.nsp, co.query), co.auth, wait, 3, func(s *client.Socket) {
+		tc := &testClient{Socket: s, events: make(chan event, 1024)}
+		for _, name := range append([]string{"connect", "disconnect"}, events...) {
+			_ = s.On(types.EventName(name), func(args ...any) { tc.events <- event{name, args} })
 		}
-	}
-	s, err := siotest.NewClient(url, co.auth)
+		c = tc
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &testClient{Socket: s, events: make(chan event, 1024)}
-	record := func(name string) {
-		_ = s.On(types.EventName(name), func(args ...any) {
-			c.events <- event{name, args}
-		})
-	}
-	for _, e := range append([]string{"connect", "disconnect"}, events...) {
-		record(e)
-	}
 	t.Cleanup(func() { s.Disconnect() })
-	if err := siotest.Connect(s, wait); err != nil {
-		t.Logf("%v", err)
-		return nil, false
-	}
 	// A recovered session's missed packets are sent before the CONNECT packet, and this client passes them on
 	// before "connect": keep them for expect.
 	timeout := time.After(wait)
@@ -400,25 +374,13 @@ func (n *node) tryConnect(t *testing.T, co clientOpts, events []string, wait tim
 				c.early = append(c.early, e)
 			}
 		case <-timeout:
-			s.Disconnect()
-			return nil, false
+			t.Fatalf("client %s: connected without a \"connect\" event", s.Id())
 		}
 	}
-	deadline := time.After(10 * time.Second)
-	for c.server == nil {
-		select {
-		case ss := <-n.conn:
-			if string(ss.Id()) == s.Id() {
-				c.server = ss
-			} else {
-				n.conn <- ss // another client's; put it back
-				time.Sleep(time.Millisecond)
-			}
-		case <-deadline:
-			t.Fatalf("server never saw client %s", s.Id())
-		}
+	if c.server, err = siotest.ServerSocket(n.conn, s.Id(), 10*time.Second); err != nil {
+		t.Fatal(err)
 	}
-	return c, true
+	return c
 }
 
 // expect waits for the next event and fails unless it has that name.

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,21 +110,8 @@ func startFleet(t *testing.T, fo fleetOpts) *fleet {
 		so.SetAdapter(a)
 		io := socket.NewServer(nil, so)
 		io.Of("/chat", nil)
-		hs := httptest.NewServer(io.ServeHandler(nil))
 		f.servers = append(f.servers, io)
-		f.urls = append(f.urls, hs.URL)
-		t.Cleanup(func() {
-			done := make(chan struct{})
-			io.Close(func(error) { close(done) })
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-			}
-			hs.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = a.Close(ctx)
-		})
+		f.urls = append(f.urls, siotest.Serve(t, io, a.Close))
 	}
 	// Broadcasting: bounded in count and time, stopped when the test ends.
 	ctx, cancel := context.WithCancel(context.Background())
