@@ -36,16 +36,21 @@ func testConfig(t *testing.T, ports int) config {
 	}
 }
 
-// startRun runs run(ctx, cfg) in the background until the test ends, and returns the servers' URLs. The test
-// fails if run does not stop cleanly and promptly when its context is cancelled.
-func startRun(t *testing.T, cfg config) []string {
+// startRun runs run(ctx, cfg) in the background until the test ends (or stop is called), and returns the servers'
+// URLs. The test fails if run does not stop cleanly and promptly when its context is cancelled.
+func startRun(t *testing.T, cfg config) (urls []string, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan []string, 1)
 	cfg.ready = func(urls []string) { ready <- urls }
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, cfg) }()
-	t.Cleanup(func() {
+	var stopped bool
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		select {
 		case err := <-done:
@@ -55,20 +60,21 @@ func startRun(t *testing.T, cfg config) []string {
 		case <-time.After(15 * time.Second):
 			t.Errorf("run did not return within 15s of its context being cancelled")
 		}
-	})
+	}
+	t.Cleanup(stop)
 	select {
 	case urls := <-ready:
-		return urls
+		return urls, stop
 	case err := <-done:
 		t.Fatalf("run returned before the servers were ready: %v", err)
 	case <-time.After(waitLimit):
 		t.Fatal("servers not ready within 10s")
 	}
-	return nil
+	return nil, stop
 }
 
 func TestChatAcrossServers(t *testing.T) {
-	urls := startRun(t, testConfig(t, 3))
+	urls, _ := startRun(t, testConfig(t, 3))
 	srvA, srvB, srvC := urls[0], urls[1], urls[2]
 
 	// The page and its scripts.
