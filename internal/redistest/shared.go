@@ -60,6 +60,7 @@ func (s *Shared) Require(t testing.TB) {
 	}
 	if Strict() {
 		t.Fatalf("redis unavailable: %v", s.Err)
+		return
 	}
 	t.Skipf("redis unavailable: %v", s.Err)
 }
