@@ -51,7 +51,9 @@ func Connect(s *client.Socket, wait time.Duration) error {
 
 // Dial makes a client for url (see NewClient), lets setup register its listeners, connects it, and waits for the
 // server's CONNECT. A handshake that stalls (an upstream client bug, seen about once in 300 connections under
-// -race) is retried with a fresh client, at most attempts times; the failed clients are disconnected.
+// -race) is retried with a fresh client, at most attempts times; the failed clients are disconnected. The
+// listeners of setup must not block: events that come before CONNECT (a recovered session's missed packets) and
+// a failed client's "disconnect" are emitted while Dial waits.
 func Dial(url string, auth map[string]any, wait time.Duration, attempts int, setup func(*client.Socket)) (*client.Socket, error) {
 	var last error
 	for range max(attempts, 1) {
