@@ -11,8 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
-	"github.com/zishang520/socket.io/v3/pkg/types"
 
+	"github.com/socketio-go/redisstreams/internal/siotest"
 	"github.com/socketio-go/redisstreams/internal/wire"
 )
 
@@ -627,29 +627,10 @@ func testServerCount(t *testing.T, cfg config) {
 }
 
 // asBytes returns the bytes of a binary value as the Go client and server decode it (nil if not binary).
-func asBytes(v any) []byte {
-	switch x := v.(type) {
-	case []byte:
-		return x
-	case *types.BytesBuffer:
-		return x.Bytes()
-	}
-	return nil
-}
+func asBytes(v any) []byte { return siotest.Bytes(v) }
 
-func toFloat(v any) float64 {
-	switch x := v.(type) {
-	case float64:
-		return x
-	case int64:
-		return float64(x)
-	case int:
-		return float64(x)
-	case uint64:
-		return float64(x)
-	}
-	return -1
-}
+// toFloat returns a decoded number as a float64 (-1 if not a number).
+func toFloat(v any) float64 { return siotest.Number(v) }
 
 func sortedFloats(v []any) []float64 {
 	out := make([]float64, len(v))

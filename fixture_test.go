@@ -22,11 +22,12 @@ import (
 	"github.com/socketio-go/redisstreams/internal/siotest"
 )
 
-// Shared Redis processes, started once for the package by TestMain.
+// Shared Redis processes, started once for the package by TestMain; standalone and cluster name them for the
+// package's tests.
 var (
+	shared     redistest.Shared
 	standalone *redistest.Server
 	cluster    *redistest.Cluster
-	redisErr   error
 )
 
 func TestMain(m *testing.M) {
@@ -34,35 +35,19 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperAddrEnv) != "" {
 		os.Exit(m.Run()) // a helper process (TestHelperStreamsOnlyServer): no Redis of its own
 	}
-	if !testing.Verbose() {
-		// go-redis logs through a global logger; its reconnect chatter after each test's Close is noise here.
-		redis.SetLogger(quietLogger{})
-	}
-	var stop func()
-	standalone, cluster, stop, redisErr = redistest.StartShared()
-	if redisErr != nil && !redistest.Strict() {
-		// The runnable examples need Redis and, unlike tests, cannot skip themselves.
-		_ = flag.Set("test.skip", "^Example")
-	}
-	code := m.Run()
-	stop()
-	os.Exit(code)
+	os.Exit(shared.Main(m, redistest.MainOptions{Started: func(err error) {
+		standalone, cluster = shared.Standalone, shared.Cluster
+		if err != nil && !redistest.Strict() {
+			// The runnable examples need Redis and, unlike tests, cannot skip themselves.
+			_ = flag.Set("test.skip", "^Example")
+		}
+	}}))
 }
-
-type quietLogger struct{}
-
-func (quietLogger) Printf(context.Context, string, ...any) {}
 
 // requireRedis skips (or, in CI, fails) a test when the shared Redis processes could not be started.
 func requireRedis(t testing.TB) {
 	t.Helper()
-	if redisErr == nil {
-		return
-	}
-	if redistest.Strict() {
-		t.Fatalf("redis unavailable: %v", redisErr)
-	}
-	t.Skipf("redis unavailable: %v", redisErr)
+	shared.Require(t)
 }
 
 // config is one Redis set-up the conformance suite runs against.
@@ -357,83 +342,47 @@ type clientOpts struct {
 }
 
 // connect opens a websocket client to n and waits until the server has its socket. A handshake that stalls is
-// retried with a fresh client (logged), so that a flaw of the client library cannot pass for one of the adapter.
+// retried with a fresh client (siotest.Dial), so that a flaw of the client library cannot pass for one of the
+// adapter.
 func (n *node) connect(t *testing.T, co clientOpts, events ...string) *testClient {
-	t.Helper()
-	for attempt := 1; ; attempt++ {
-		c, ok := n.tryConnect(t, co, events, 3*time.Second)
-		if ok {
-			return c
-		}
-		if attempt == 3 {
-			t.Fatalf("client could not connect to %s in %d attempts", n.url, attempt)
-		}
-		t.Logf("connect attempt %d stalled, retrying", attempt)
-	}
-}
-
-func (n *node) tryConnect(t *testing.T, co clientOpts, events []string, wait time.Duration) (*testClient, bool) {
 	t.Helper()
 	if co.nsp == "" {
 		co.nsp = "/"
 	}
-	url := n.url + co.nsp
-	if len(co.query) > 0 {
-		sep := "?"
-		for k, v := range co.query {
-			url += sep + k + "=" + v
-			sep = "&"
+	var c *testClient
+	s, err := siotest.Dial(siotest.WithQuery(n.url+co.nsp, co.query), co.auth, 3*time.Second, 3, func(s *client.Socket) {
+		tc := &testClient{Socket: s, events: make(chan event, 1024)}
+		// A recovered session's missed packets are sent before the CONNECT packet, and this client passes them on
+		// before "connect": they go to early (for next), without blocking, so that any number of them cannot
+		// hold up the handshake.
+		var mu sync.Mutex
+		connected := false
+		for _, name := range append([]string{"connect", "disconnect"}, events...) {
+			_ = s.On(types.EventName(name), func(args ...any) {
+				mu.Lock()
+				if !connected {
+					if name == "connect" {
+						connected = true
+					} else {
+						tc.early = append(tc.early, event{name, args})
+					}
+					mu.Unlock()
+					return
+				}
+				mu.Unlock()
+				tc.events <- event{name, args}
+			})
 		}
-	}
-	s, err := siotest.NewClient(url, co.auth)
+		c = tc
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &testClient{Socket: s, events: make(chan event, 1024)}
-	record := func(name string) {
-		_ = s.On(types.EventName(name), func(args ...any) {
-			c.events <- event{name, args}
-		})
-	}
-	for _, e := range append([]string{"connect", "disconnect"}, events...) {
-		record(e)
-	}
 	t.Cleanup(func() { s.Disconnect() })
-	if err := siotest.Connect(s, wait); err != nil {
-		t.Logf("%v", err)
-		return nil, false
+	if c.server, err = siotest.ServerSocket(n.conn, s.Id(), 10*time.Second); err != nil {
+		t.Fatal(err)
 	}
-	// A recovered session's missed packets are sent before the CONNECT packet, and this client passes them on
-	// before "connect": keep them for expect.
-	timeout := time.After(wait)
-	for connected := false; !connected; {
-		select {
-		case e := <-c.events:
-			if e.name == "connect" {
-				connected = true
-			} else {
-				c.early = append(c.early, e)
-			}
-		case <-timeout:
-			s.Disconnect()
-			return nil, false
-		}
-	}
-	deadline := time.After(10 * time.Second)
-	for c.server == nil {
-		select {
-		case ss := <-n.conn:
-			if string(ss.Id()) == s.Id() {
-				c.server = ss
-			} else {
-				n.conn <- ss // another client's; put it back
-				time.Sleep(time.Millisecond)
-			}
-		case <-deadline:
-			t.Fatalf("server never saw client %s", s.Id())
-		}
-	}
-	return c, true
+	return c
 }
 
 // expect waits for the next event and fails unless it has that name.

@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zishang520/socket.io/v3/pkg/types"
-
 	"github.com/socketio-go/redisstreams/emitter"
+	"github.com/socketio-go/redisstreams/internal/siotest"
 )
 
 // setups: both client families, standalone and cluster with StreamCount 5, and the streams-only layout.
@@ -234,9 +233,9 @@ func testEmitter(t *testing.T, s setup) {
 func sameValue(got, want any) bool {
 	switch w := want.(type) {
 	case int:
-		return toFloat(got) == float64(w)
+		return siotest.Number(got) == float64(w)
 	case []byte:
-		return reflect.DeepEqual(asBytes(got), w)
+		return reflect.DeepEqual(siotest.Bytes(got), w)
 	case map[string]any:
 		g, ok := got.(map[string]any)
 		if !ok || len(g) != len(w) {
@@ -250,28 +249,4 @@ func sameValue(got, want any) bool {
 		return true
 	}
 	return reflect.DeepEqual(got, want)
-}
-
-func asBytes(v any) []byte {
-	switch x := v.(type) {
-	case []byte:
-		return x
-	case *types.BytesBuffer:
-		return x.Bytes()
-	}
-	return nil
-}
-
-func toFloat(v any) float64 {
-	switch x := v.(type) {
-	case float64:
-		return x
-	case int64:
-		return float64(x)
-	case int:
-		return float64(x)
-	case uint64:
-		return float64(x)
-	}
-	return -1
 }

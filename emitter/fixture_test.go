@@ -1,11 +1,8 @@
 package emitter_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"flag"
-	"net/http/httptest"
 	"os"
 	"testing"
 	"time"
@@ -22,38 +19,10 @@ import (
 	"github.com/socketio-go/redisstreams/internal/siotest"
 )
 
-var (
-	standalone *redistest.Server
-	cluster    *redistest.Cluster
-	redisErr   error
-)
+// shared is the standalone Redis and the cluster that the package's tests share.
+var shared redistest.Shared
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testing.Verbose() {
-		redis.SetLogger(quietLogger{})
-	}
-	var stop func()
-	standalone, cluster, stop, redisErr = redistest.StartShared()
-	code := m.Run()
-	stop()
-	os.Exit(code)
-}
-
-type quietLogger struct{}
-
-func (quietLogger) Printf(context.Context, string, ...any) {}
-
-func requireRedis(t testing.TB) {
-	t.Helper()
-	if redisErr == nil {
-		return
-	}
-	if redistest.Strict() {
-		t.Fatalf("redis unavailable: %v", redisErr)
-	}
-	t.Skipf("redis unavailable: %v", redisErr)
-}
+func TestMain(m *testing.M) { os.Exit(shared.Main(m, redistest.MainOptions{})) }
 
 // setup is one Redis configuration: the emitter's client family, the topology and the layout.
 type setup struct {
@@ -65,15 +34,15 @@ type setup struct {
 
 func (s setup) addrs() []string {
 	if s.cluster {
-		return cluster.Addrs()
+		return shared.Cluster.Addrs()
 	}
-	return []string{standalone.Addr()}
+	return []string{shared.Standalone.Addr()}
 }
 
 // goRedis returns a go-redis client on the setup's Redis, closed at the end of the test.
 func (s setup) goRedis(t testing.TB) redis.UniversalClient {
 	t.Helper()
-	requireRedis(t)
+	shared.Require(t)
 	var rc redis.UniversalClient
 	if s.cluster {
 		rc = redis.NewClusterClient(&redis.ClusterOptions{Addrs: s.addrs()})
@@ -87,7 +56,7 @@ func (s setup) goRedis(t testing.TB) redis.UniversalClient {
 // newEmitter returns an emitter of the setup's client family with these options.
 func (s setup) newEmitter(t testing.TB, opts emitter.Options) *emitter.Emitter {
 	t.Helper()
-	requireRedis(t)
+	shared.Require(t)
 	if !s.rueidis {
 		e, err := emitter.New(s.goRedis(t), opts)
 		if err != nil {
@@ -154,23 +123,7 @@ func startServers(t *testing.T, s setup, opts emitter.Options, n int, namespaces
 			srv.io.Of(name, nil).On("connection", func(args ...any) { srv.conns <- args[0].(*socket.Socket) })
 		}
 		srv.io.On("sse", func(args ...any) { srv.sse <- args })
-		hs := httptest.NewServer(srv.io.ServeHandler(nil))
-		srv.url = hs.URL
-		t.Cleanup(func() {
-			done := make(chan struct{})
-			srv.io.Close(func(error) { close(done) })
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				t.Errorf("server close did not finish within 10s")
-			}
-			hs.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := a.Close(ctx); err != nil {
-				t.Errorf("adapter close: %v", err)
-			}
-		})
+		srv.url = siotest.Serve(t, srv.io, a.Close)
 		out[i] = srv
 	}
 	return out
@@ -191,43 +144,22 @@ type event struct {
 // connect opens a websocket client on namespace nsp of srv and waits until the server has its socket.
 func (srv *server) connect(t *testing.T, nsp string, events ...string) *testClient {
 	t.Helper()
-	for attempt := 1; attempt <= 3; attempt++ {
-		s, err := siotest.NewClient(srv.url+nsp, nil)
-		if err != nil {
-			t.Fatal(err)
+	var c *testClient
+	s, err := siotest.Dial(srv.url+nsp, nil, 3*time.Second, 3, func(s *client.Socket) {
+		tc := &testClient{Socket: s, events: make(chan event, 256)}
+		for _, name := range append([]string{"disconnect"}, events...) {
+			_ = s.On(types.EventName(name), func(args ...any) { tc.events <- event{name, args} })
 		}
-		c := &testClient{Socket: s, events: make(chan event, 256)}
-		for _, name := range append([]string{"connect", "disconnect"}, events...) {
-			_ = s.On(types.EventName(name), func(args ...any) { c.events <- event{name, args} })
-		}
-		t.Cleanup(func() { s.Disconnect() })
-		if err := siotest.Connect(s, 3*time.Second); err != nil {
-			t.Logf("connect attempt %d: %v", attempt, err)
-			continue
-		}
-		if e, ok := c.next(3 * time.Second); !ok || e.name != "connect" {
-			t.Logf("connect attempt %d: got %v", attempt, e)
-			s.Disconnect()
-			continue
-		}
-		deadline := time.After(10 * time.Second)
-		for c.server == nil {
-			select {
-			case ss := <-srv.conns:
-				if string(ss.Id()) == s.Id() {
-					c.server = ss
-				} else {
-					srv.conns <- ss
-					time.Sleep(time.Millisecond)
-				}
-			case <-deadline:
-				t.Fatalf("server never saw client %s", s.Id())
-			}
-		}
-		return c
+		c = tc
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("client could not connect to %s", srv.url)
-	return nil
+	t.Cleanup(func() { s.Disconnect() })
+	if c.server, err = siotest.ServerSocket(srv.conns, s.Id(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func (c *testClient) next(timeout time.Duration) (event, bool) {

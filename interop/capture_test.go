@@ -26,7 +26,7 @@ func TestCaptureGolden(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "node", "capture.js")
 	cmd.Dir = nodeDir
-	cmd.Env = append(os.Environ(), "REDIS_URL=redis://"+standalone.Addr(), "OUT_DIR="+out, "PREFIX=capture-"+randomHex(4))
+	cmd.Env = append(os.Environ(), "REDIS_URL=redis://"+shared.Standalone.Addr(), "OUT_DIR="+out, "PREFIX=capture-"+randomHex(4))
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.WaitDelay = 5 * time.Second
 	output, err := cmd.CombinedOutput()

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	sio "github.com/zishang520/socket.io/clients/socket/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/socketio-go/redisstreams/internal/siotest"
@@ -119,29 +120,20 @@ func (c *client) drop(t testing.TB) { c.dropFn(t) }
 // connectGo opens a Go client (clients/socket v3.0.6) over websocket and waits until it is connected.
 func connectGo(t testing.TB, label, url, nsp string, query map[string]string, auth map[string]any) *client {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
-		c, err := tryConnectGo(t, label, url, nsp, query, auth)
-		if err == "" {
-			return c
-		}
-		if attempt == 3 {
-			t.Fatalf("go client %s could not connect to %s%s: %s", label, url, nsp, err)
-		}
-		t.Logf("go client %s: connect attempt %d failed (%s), retrying", label, attempt, err)
+	var c *client
+	s, err := siotest.Dial(siotest.WithQuery(url+nsp, query), auth, 5*time.Second, 3, func(s *sio.Socket) {
+		c = recordGo(label, s)
+	})
+	if err != nil {
+		t.Fatalf("go client %s could not connect to %s%s: %v", label, url, nsp, err)
 	}
+	c.id = s.Id()
+	t.Cleanup(func() { s.Disconnect() })
+	return c
 }
 
-func tryConnectGo(t testing.TB, label, url, nsp string, query map[string]string, auth map[string]any) (*client, string) {
-	u := url + nsp
-	sep := "?"
-	for k, v := range query {
-		u += sep + k + "=" + v
-		sep = "&"
-	}
-	s, err := siotest.NewClient(u, auth)
-	if err != nil {
-		return nil, err.Error()
-	}
+// recordGo makes the record of a Go client that is not connected yet.
+func recordGo(label string, s *sio.Socket) *client {
 	c := newClient("go", label)
 	answers := map[string]any{}
 	var answersMu sync.Mutex
@@ -180,13 +172,6 @@ func tryConnectGo(t testing.TB, label, url, nsp string, query map[string]string,
 			}
 		}
 	})
-	connected := make(chan struct{}, 1)
-	_ = s.On("connect", func(...any) {
-		select {
-		case connected <- struct{}{}:
-		default:
-		}
-	})
 	_ = s.On("disconnect", func(args ...any) {
 		reason := ""
 		if len(args) > 0 {
@@ -194,16 +179,5 @@ func tryConnectGo(t testing.TB, label, url, nsp string, query map[string]string,
 		}
 		c.record(event{name: "disconnect", args: []any{reason}})
 	})
-	if err := siotest.Connect(s, 5*time.Second); err != nil {
-		return nil, err.Error()
-	}
-	select {
-	case <-connected:
-	case <-time.After(5 * time.Second):
-		s.Disconnect()
-		return nil, "no connect event"
-	}
-	c.id = s.Id()
-	t.Cleanup(func() { s.Disconnect() })
-	return c, ""
+	return c
 }

@@ -18,7 +18,7 @@ import (
 func TestHostileEntriesKeepNodeClientsConnected(t *testing.T) {
 	requireInterop(t)
 	prefix := "hostile-" + randomHex(4)
-	rc := redis.NewClient(&redis.Options{Addr: standalone.Addr()})
+	rc := redis.NewClient(&redis.Options{Addr: shared.Standalone.Addr()})
 	t.Cleanup(func() { _ = rc.Close() })
 	g := startGoServer(t, "G0", rc, redisstreams.Options{StreamName: prefix, ChannelPrefix: prefix, BlockTime: time.Second}, nil, false)
 	nc := startNodeClients(t)
@@ -72,7 +72,7 @@ func TestRepeatedEntryDeliveredOnce(t *testing.T) {
 				requireInterop(t)
 			}
 			prefix := "dup-" + randomHex(4)
-			env := []string{"REDIS_URL=redis://" + standalone.Addr(), "STREAM_NAME=" + prefix, "CHANNEL_PREFIX=" + prefix,
+			env := []string{"REDIS_URL=redis://" + shared.Standalone.Addr(), "STREAM_NAME=" + prefix, "CHANNEL_PREFIX=" + prefix,
 				"BLOCK_TIME_IN_MS=1000"}
 			if tc.streamsOnly {
 				env = append(env, "HEARTBEAT_INTERVAL=500", "HEARTBEAT_TIMEOUT=2000", "LABEL=N0")
@@ -82,7 +82,7 @@ func TestRepeatedEntryDeliveredOnce(t *testing.T) {
 				StreamsOnly: tc.streamsOnly, HeartbeatInterval: 500 * time.Millisecond, HeartbeatTimeout: 2 * time.Second}
 			var gs []*goServer
 			for _, label := range []string{"G0", "G1"} {
-				rc := redis.NewClient(&redis.Options{Addr: standalone.Addr()})
+				rc := redis.NewClient(&redis.Options{Addr: shared.Standalone.Addr()})
 				t.Cleanup(func() { _ = rc.Close() })
 				gs = append(gs, startGoServer(t, label, rc, opts, nil, false))
 			}
@@ -97,7 +97,7 @@ func TestRepeatedEntryDeliveredOnce(t *testing.T) {
 				c.expect(t, "from-node", 1)
 			}
 			gs[0].emit(t, target{}, "dup", "once")
-			rc := redis.NewClient(&redis.Options{Addr: standalone.Addr()})
+			rc := redis.NewClient(&redis.Options{Addr: shared.Standalone.Addr()})
 			t.Cleanup(func() { _ = rc.Close() })
 			var original redis.XMessage
 			waitFor(t, "the entry of the broadcast", func() bool {

@@ -24,7 +24,7 @@ func newEmitterOrigin(t testing.TB, cfg config, prefix string) *emitterOrigin {
 	var em *emitter.Emitter
 	var err error
 	if cfg.cluster && cfg.streamCount <= 1 {
-		rc, rerr := rueidis.NewClient(rueidis.ClientOption{InitAddress: cluster.Addrs(), DisableCache: true})
+		rc, rerr := rueidis.NewClient(rueidis.ClientOption{InitAddress: shared.Cluster.Addrs(), DisableCache: true})
 		if rerr != nil {
 			t.Fatal(rerr)
 		}

@@ -4,43 +4,23 @@
 package interop
 
 import (
-	"context"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/socketio-go/redisstreams/internal/redistest"
 )
 
-// Shared Redis processes, started once for the package by TestMain.
-var (
-	standalone *redistest.Server
-	cluster    *redistest.Cluster
-	redisErr   error
-)
+// shared is the standalone Redis and the cluster that the package's tests share.
+var shared redistest.Shared
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testing.Verbose() {
-		redis.SetLogger(quietLogger{}) // reconnect chatter after each Close
-	}
-	stop := func() {}
-	// Without Node there is nothing to run against; do not pay for a cluster then.
-	if nodeMissing() == nil {
-		standalone, cluster, stop, redisErr = redistest.StartShared()
-	}
-	code := m.Run()
-	stop()
-	os.Exit(code)
+	os.Exit(shared.Main(m, redistest.MainOptions{
+		// Without Node there is nothing to run against; do not pay for a cluster then.
+		Start: func() bool { return nodeMissing() == nil },
+	}))
 }
-
-type quietLogger struct{}
-
-func (quietLogger) Printf(context.Context, string, ...any) {}
 
 // nodeDir holds the Node scripts and their node_modules.
 var nodeDir = "node"
@@ -73,10 +53,5 @@ func requireInterop(t testing.TB) {
 		}
 		t.Skipf("node unavailable: %v", err)
 	}
-	if redisErr != nil {
-		if redistest.Strict() {
-			t.Fatalf("redis unavailable: %v", redisErr)
-		}
-		t.Skipf("redis unavailable: %v", redisErr)
-	}
+	shared.Require(t)
 }

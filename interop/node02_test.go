@@ -64,11 +64,11 @@ func TestNode02MixedFleet(t *testing.T) {
 		RequestsTimeout: 10 * time.Second, ReadCount: 1, BlockTime: time.Second}
 	var gos []*goServer
 	for _, label := range []string{"G0", "G1"} {
-		rc := redis.NewClient(&redis.Options{Addr: standalone.Addr()})
+		rc := redis.NewClient(&redis.Options{Addr: shared.Standalone.Addr()})
 		t.Cleanup(func() { _ = rc.Close() })
 		gos = append(gos, startGoServer(t, label, rc, opts, nil, false))
 	}
-	env := []string{"REDIS_URL=redis://" + standalone.Addr(), "STREAM_NAME=" + stream,
+	env := []string{"REDIS_URL=redis://" + shared.Standalone.Addr(), "STREAM_NAME=" + stream,
 		"HEARTBEAT_INTERVAL=" + "500", "HEARTBEAT_TIMEOUT=" + "2000"}
 	n0, _ := startNode02(t, "N0", env)
 	n1, killN1 := startNode02(t, "N1", env)
@@ -125,7 +125,7 @@ func TestNode02MixedFleet(t *testing.T) {
 
 	// The Go emitter in streams-only mode: its broadcast reaches the clients of both languages' servers, and no
 	// server counts it (Node 0.2.3 excludes uid "emitter" from its heartbeat count, as the Go adapter does).
-	rc := redis.NewClient(&redis.Options{Addr: standalone.Addr()})
+	rc := redis.NewClient(&redis.Options{Addr: shared.Standalone.Addr()})
 	t.Cleanup(func() { _ = rc.Close() })
 	em, err := emitter.New(rc, emitter.Options{StreamsOnly: true, StreamName: stream, HeartbeatTimeout: timeout})
 	if err != nil {

@@ -59,9 +59,9 @@ func uniq(what string) string { return what + "-" + strconv.FormatInt(uniqSeq.Ad
 func (cfg config) newRedis(t testing.TB) redis.UniversalClient {
 	var rc redis.UniversalClient
 	if cfg.cluster {
-		rc = redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs()})
+		rc = redis.NewClusterClient(&redis.ClusterOptions{Addrs: shared.Cluster.Addrs()})
 	} else {
-		rc = redis.NewClient(&redis.Options{Addr: standalone.Addr()})
+		rc = redis.NewClient(&redis.Options{Addr: shared.Standalone.Addr()})
 	}
 	t.Cleanup(func() { _ = rc.Close() })
 	return rc
@@ -74,9 +74,9 @@ func (cfg config) nodeEnv(prefix string) []string {
 		env = append(env, "RECOVERY_MS="+strconv.Itoa(nodeRecoveryMs))
 	}
 	if cfg.cluster {
-		env = append(env, "REDIS_CLUSTER="+strings.Join(cluster.Addrs(), ","))
+		env = append(env, "REDIS_CLUSTER="+strings.Join(shared.Cluster.Addrs(), ","))
 	} else {
-		env = append(env, "REDIS_URL=redis://"+standalone.Addr())
+		env = append(env, "REDIS_URL=redis://"+shared.Standalone.Addr())
 	}
 	if cfg.streamCount > 1 {
 		env = append(env, "STREAM_COUNT="+strconv.Itoa(cfg.streamCount))

@@ -1,7 +1,6 @@
 package prometheus_test
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/redis/go-redis/v9"
+	client "github.com/zishang520/socket.io/clients/socket/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/socketio-go/redisstreams"
@@ -29,17 +29,12 @@ import (
 	rsprom "github.com/socketio-go/redisstreams/prometheus"
 )
 
+// The tests start their own Redis (some stop it); only go-redis's chatter is a package-wide concern.
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if !testing.Verbose() {
-		redis.SetLogger(quietLogger{}) // go-redis's reconnect chatter when Redis is stopped or closed
-	}
+	redistest.QuietGoRedis()
 	os.Exit(m.Run())
 }
-
-type quietLogger struct{}
-
-func (quietLogger) Printf(context.Context, string, ...any) {}
 
 // server is one Socket.IO server with its adapter and metrics, on a real loopback port.
 type server struct {
@@ -67,67 +62,28 @@ func startServers(t *testing.T, addr string, names ...string) []*server {
 		so.SetAdapter(a)
 		io := socket.NewServer(nil, so)
 		io.Of("/", nil) // joins the cluster now
-		hs := httptest.NewServer(io.ServeHandler(nil))
-		t.Cleanup(func() {
-			done := make(chan struct{})
-			io.Close(func(error) { close(done) })
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				t.Errorf("server %s did not close within 10s", name)
-			}
-			hs.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := a.Close(ctx); err != nil {
-				t.Errorf("adapter close: %v", err)
-			}
-		})
-		out = append(out, &server{name: name, io: io, adapter: a, metrics: m, url: hs.URL})
+		out = append(out, &server{name: name, io: io, adapter: a, metrics: m, url: siotest.Serve(t, io, a.Close)})
 	}
 	return out
 }
 
 // connect opens a real websocket client on s that records "news" events and acks "ping" with the server's name. A
-// handshake that stalls (a flaw of the client library under load) is retried with a fresh client, as the root
-// package's fixture does.
+// handshake that stalls (a flaw of the client library under load) is retried with a fresh client (siotest.Dial).
 func connect(t *testing.T, s *server, news chan<- string) {
 	t.Helper()
-	for attempt := 1; !tryConnect(t, s, news); attempt++ {
-		if attempt == 3 {
-			t.Fatalf("client could not connect to %s in %d attempts", s.name, attempt)
-		}
-		t.Logf("connect attempt %d to %s stalled, retrying", attempt, s.name)
-	}
-	waitFor(t, "the server to see its client", func() bool { return s.io.Of("/", nil).Sockets().Len() == 1 })
-}
-
-func tryConnect(t *testing.T, s *server, news chan<- string) bool {
-	t.Helper()
-	c, err := siotest.NewClient(s.url+"/", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	connected := make(chan struct{}, 1)
-	_ = c.On("connect", func(...any) { connected <- struct{}{} })
-	_ = c.On("news", func(args ...any) { news <- s.name })
-	_ = c.On("ping", func(args ...any) {
-		if ack, ok := args[len(args)-1].(socket.Ack); ok {
-			ack([]any{s.name}, nil)
-		}
+	c, err := siotest.Dial(s.url+"/", nil, 3*time.Second, 3, func(c *client.Socket) {
+		_ = c.On("news", func(args ...any) { news <- s.name })
+		_ = c.On("ping", func(args ...any) {
+			if ack, ok := args[len(args)-1].(socket.Ack); ok {
+				ack([]any{s.name}, nil)
+			}
+		})
 	})
-	if err := siotest.Connect(c, 3*time.Second); err != nil {
-		t.Log(err)
-		return false
+	if err != nil {
+		t.Fatalf("client of %s: %v", s.name, err)
 	}
-	select {
-	case <-connected:
-		t.Cleanup(func() { c.Disconnect() })
-		return true
-	case <-time.After(3 * time.Second):
-		c.Disconnect()
-		return false
-	}
+	t.Cleanup(func() { c.Disconnect() })
+	waitFor(t, "the server to see its client", func() bool { return s.io.Of("/", nil).Sockets().Len() == 1 })
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

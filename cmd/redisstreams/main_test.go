@@ -8,10 +8,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,32 +31,10 @@ import (
 	"github.com/socketio-go/redisstreams/internal/wire"
 )
 
-var (
-	standalone *redistest.Server
-	cluster    *redistest.Cluster
-	redisErr   error
-)
+// shared is the standalone Redis and the cluster that the package's tests share.
+var shared redistest.Shared
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	redis.SetLogger(quietLogger{})
-	var stop func()
-	standalone, cluster, stop, redisErr = redistest.StartShared()
-	code := m.Run()
-	stop()
-	os.Exit(code)
-}
-
-func requireRedis(t testing.TB) {
-	t.Helper()
-	if redisErr == nil {
-		return
-	}
-	if redistest.Strict() {
-		t.Fatalf("redis unavailable: %v", redisErr)
-	}
-	t.Skipf("redis unavailable: %v", redisErr)
-}
+func TestMain(m *testing.M) { os.Exit(shared.Main(m, redistest.MainOptions{})) }
 
 // cli runs the command in-process and returns its exit status, stdout and stderr.
 func cli(t testing.TB, args ...string) (int, string, string) {
@@ -93,25 +69,25 @@ type fleetOpts struct {
 // startFleet starts the servers and a loop that broadcasts from them (binary included) until the test ends.
 func startFleet(t *testing.T, fo fleetOpts) *fleet {
 	t.Helper()
-	requireRedis(t)
+	shared.Require(t)
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	f := &fleet{prefix: "cli" + hex.EncodeToString(b[:])}
 	newClient := func() redis.UniversalClient {
 		var rc redis.UniversalClient
 		if fo.cluster {
-			rc = redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs()})
+			rc = redis.NewClusterClient(&redis.ClusterOptions{Addrs: shared.Cluster.Addrs()})
 		} else {
-			rc = redis.NewClient(&redis.Options{Addr: standalone.Addr()})
+			rc = redis.NewClient(&redis.Options{Addr: shared.Standalone.Addr()})
 		}
 		t.Cleanup(func() { _ = rc.Close() })
 		return rc
 	}
 	f.rc = newClient()
 	if fo.cluster {
-		f.conn = []string{"-cluster", strings.Join(cluster.Addrs(), ",")}
+		f.conn = []string{"-cluster", strings.Join(shared.Cluster.Addrs(), ",")}
 	} else {
-		f.conn = []string{"-redis", "redis://" + standalone.Addr()}
+		f.conn = []string{"-redis", "redis://" + shared.Standalone.Addr()}
 	}
 	f.conn = append(f.conn, "-stream", f.prefix, "-channel-prefix", f.prefix, "-session-prefix", f.prefix+":session:")
 	if fo.streamCount > 1 {
@@ -134,21 +110,8 @@ func startFleet(t *testing.T, fo fleetOpts) *fleet {
 		so.SetAdapter(a)
 		io := socket.NewServer(nil, so)
 		io.Of("/chat", nil)
-		hs := httptest.NewServer(io.ServeHandler(nil))
 		f.servers = append(f.servers, io)
-		f.urls = append(f.urls, hs.URL)
-		t.Cleanup(func() {
-			done := make(chan struct{})
-			io.Close(func(error) { close(done) })
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-			}
-			hs.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = a.Close(ctx)
-		})
+		f.urls = append(f.urls, siotest.Serve(t, io, a.Close))
 	}
 	// Broadcasting: bounded in count and time, stopped when the test ends.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -431,10 +394,10 @@ func TestSessions(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	requireRedis(t)
+	shared.Require(t)
 	const secret = "s3cr3t-pw"
 	acl := redistest.StartServerT(t, redistest.ServerOptions{Config: "user alice on >right-pw ~* &* +@all\n"})
-	rc := redis.NewClient(&redis.Options{Addr: standalone.Addr()})
+	rc := redis.NewClient(&redis.Options{Addr: shared.Standalone.Addr()})
 	t.Cleanup(func() { _ = rc.Close() })
 	if err := rc.Set(context.Background(), "cli-not-a-stream", "x", time.Minute).Err(); err != nil {
 		t.Fatal(err)
@@ -448,10 +411,10 @@ func TestErrors(t *testing.T) {
 		{"unreachable", []string{"status", "-redis", "redis://alice:" + secret + "@127.0.0.1:1", "-timeout", "500ms"}, 1, "cannot reach Redis redis://alice:xxxxx@127.0.0.1:1"},
 		{"wrong password", []string{"status", "-redis", "redis://alice:" + secret + "@" + acl.Addr()}, 1, "refused the credentials"},
 		{"wrong password, cluster form", []string{"sessions", "-cluster", "redis://alice:" + secret + "@" + acl.Addr()}, 1, "refused the credentials"},
-		{"missing stream", []string{"status", "-redis", "redis://" + standalone.Addr(), "-stream", "cli-no-such-stream"}, 1, `no stream "cli-no-such-stream"`},
-		{"wrong type", []string{"status", "-redis", "redis://" + standalone.Addr(), "-stream", "cli-not-a-stream"}, 1, `key "cli-not-a-stream" is a string, not a stream`},
-		{"wrong type, tail", []string{"tail", "-redis", "redis://" + standalone.Addr(), "-stream", "cli-not-a-stream"}, 1, `is a string, not a stream`},
-		{"wrong type, emit", []string{"emit", "-redis", "redis://" + standalone.Addr(), "-stream", "cli-not-a-stream", "ev"}, 1, `is a string, not a stream`},
+		{"missing stream", []string{"status", "-redis", "redis://" + shared.Standalone.Addr(), "-stream", "cli-no-such-stream"}, 1, `no stream "cli-no-such-stream"`},
+		{"wrong type", []string{"status", "-redis", "redis://" + shared.Standalone.Addr(), "-stream", "cli-not-a-stream"}, 1, `key "cli-not-a-stream" is a string, not a stream`},
+		{"wrong type, tail", []string{"tail", "-redis", "redis://" + shared.Standalone.Addr(), "-stream", "cli-not-a-stream"}, 1, `is a string, not a stream`},
+		{"wrong type, emit", []string{"emit", "-redis", "redis://" + shared.Standalone.Addr(), "-stream", "cli-not-a-stream", "ev"}, 1, `is a string, not a stream`},
 		{"bad URL", []string{"status", "-redis", "http://alice:" + secret + "@x"}, 1, "-redis http://alice:xxxxx@x"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
 		{"no command", nil, 2, "usage:"},
@@ -491,7 +454,7 @@ func TestBinary(t *testing.T) {
 	}
 	// REDIS_URL from the environment, tail until SIGINT.
 	cmd = exec.Command(bin, "tail", "-stream", f.prefix)
-	cmd.Env = append(os.Environ(), "REDIS_URL=redis://"+standalone.Addr(), "REDIS_CLUSTER_ADDRS=")
+	cmd.Env = append(os.Environ(), "REDIS_URL=redis://"+shared.Standalone.Addr(), "REDIS_CLUSTER_ADDRS=")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

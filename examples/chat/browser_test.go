@@ -49,37 +49,10 @@ func startChat(t *testing.T, redisURL string, port int) *chatProcess {
 	cfg := testConfig(t, 1)
 	cfg.Ports[0] = port
 	cfg.RedisURL = redisURL
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan []string, 1)
-	cfg.ready = func(urls []string) { ready <- urls }
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, cfg) }()
 	p := &chatProcess{t: t, cfg: cfg}
-	var stopped bool
-	p.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("run did not return within 15s of its context being cancelled")
-		}
-	}
-	t.Cleanup(p.stop)
-	select {
-	case urls := <-ready:
-		p.url = urls[0]
-	case err := <-done:
-		t.Fatalf("run returned before the server was ready: %v", err)
-	case <-time.After(waitLimit):
-		t.Fatal("server not ready within 10s")
-	}
+	var urls []string
+	urls, p.stop = startRun(t, cfg)
+	p.url = urls[0]
 	return p
 }
 

@@ -36,16 +36,21 @@ func testConfig(t *testing.T, ports int) config {
 	}
 }
 
-// startRun runs run(ctx, cfg) in the background until the test ends, and returns the servers' URLs. The test
-// fails if run does not stop cleanly and promptly when its context is cancelled.
-func startRun(t *testing.T, cfg config) []string {
+// startRun runs run(ctx, cfg) in the background until the test ends (or stop is called), and returns the servers'
+// URLs. The test fails if run does not stop cleanly and promptly when its context is cancelled.
+func startRun(t *testing.T, cfg config) (urls []string, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan []string, 1)
 	cfg.ready = func(urls []string) { ready <- urls }
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, cfg) }()
-	t.Cleanup(func() {
+	var stopped bool
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		select {
 		case err := <-done:
@@ -55,20 +60,21 @@ func startRun(t *testing.T, cfg config) []string {
 		case <-time.After(15 * time.Second):
 			t.Errorf("run did not return within 15s of its context being cancelled")
 		}
-	})
+	}
+	t.Cleanup(stop)
 	select {
 	case urls := <-ready:
-		return urls
+		return urls, stop
 	case err := <-done:
 		t.Fatalf("run returned before the servers were ready: %v", err)
 	case <-time.After(waitLimit):
 		t.Fatal("servers not ready within 10s")
 	}
-	return nil
+	return nil, stop
 }
 
 func TestChatAcrossServers(t *testing.T) {
-	urls := startRun(t, testConfig(t, 3))
+	urls, _ := startRun(t, testConfig(t, 3))
 	srvA, srvB, srvC := urls[0], urls[1], urls[2]
 
 	// The page and its scripts.
@@ -227,52 +233,28 @@ type event struct {
 // server has accepted it (about 1 in 300 under -race; a raw websocket client never stalls against the same server).
 func connect(t *testing.T, serverURL string) *chatClient {
 	t.Helper()
-	for attempt := 1; ; attempt++ {
-		c, err := tryConnect(t, serverURL, 3*time.Second)
-		if err == nil {
-			if w := c.expect(t, "welcome"); w["server"] != host(serverURL) {
-				t.Fatalf("welcome %v, want server %s", w, host(serverURL))
-			}
-			return c
+	var c *chatClient
+	s, err := siotest.Dial(serverURL, nil, 3*time.Second, 3, func(s *client.Socket) {
+		cc := &chatClient{Socket: s, events: make(chan event, 256)}
+		for _, name := range []string{"connect_error", "disconnect", "welcome", "joined", "chat", "system", "notice"} {
+			_ = s.On(types.EventName(name), func(args ...any) {
+				select {
+				case cc.events <- event{name, args}:
+				default:
+					t.Errorf("client %s: event queue full, dropped %q", cc.name, name)
+				}
+			})
 		}
-		if attempt == 3 {
-			t.Fatalf("client could not connect to %s in %d attempts: %v", serverURL, attempt, err)
-		}
-		t.Logf("connect attempt %d to %s: %v; retrying with a new client", attempt, serverURL, err)
-	}
-}
-
-func tryConnect(t *testing.T, serverURL string, wait time.Duration) (*chatClient, error) {
-	s, err := siotest.NewClient(serverURL, nil)
+		c = cc
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &chatClient{Socket: s, events: make(chan event, 256)}
 	t.Cleanup(func() { s.Disconnect() })
-
-	for _, name := range []string{"connect", "connect_error", "disconnect", "welcome", "joined", "chat", "system", "notice"} {
-		_ = s.On(types.EventName(name), func(args ...any) {
-			select {
-			case c.events <- event{name, args}:
-			default:
-				t.Errorf("client %s: event queue full, dropped %q", c.name, name)
-			}
-		})
+	if w := c.expect(t, "welcome"); w["server"] != host(serverURL) {
+		t.Fatalf("welcome %v, want server %s", w, host(serverURL))
 	}
-	// Listeners first, then open the manager and connect (siotest.Connect explains why).
-	if err := siotest.Connect(s, wait); err != nil {
-		return nil, err
-	}
-	select {
-	case e := <-c.events:
-		if e.name != "connect" {
-			t.Fatalf("client: got %q %v before connect", e.name, e.args)
-		}
-	case <-time.After(wait):
-		s.Disconnect()
-		return nil, fmt.Errorf("socket.io connect: no answer within %v", wait)
-	}
-	return c, nil
+	return c
 }
 
 func (c *chatClient) join(t *testing.T, name, room string) {

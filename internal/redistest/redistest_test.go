@@ -440,3 +440,28 @@ func TestServerTLS(t *testing.T) {
 		t.Fatal("restart")
 	}
 }
+
+// TestSharedRequire: tests that need the shared servers pass when they run, skip when they do not, and fail
+// instead under CI.
+func TestSharedRequire(t *testing.T) {
+	t.Setenv("CI", "")
+	t.Setenv("REQUIRE_REDIS", "")
+	var running Shared
+	tb := &recordingTB{TB: t}
+	running.Require(tb)
+	if tb.failed || tb.skipped {
+		t.Fatalf("Require with the servers running: failed=%v skipped=%v", tb.failed, tb.skipped)
+	}
+	down := Shared{Err: errNotStarted}
+	tb = &recordingTB{TB: t}
+	down.Require(tb)
+	if tb.failed || !tb.skipped || !strings.Contains(tb.msg, errNotStarted.Error()) {
+		t.Fatalf("Require without the servers: failed=%v skipped=%v msg=%q, want a skip that says why", tb.failed, tb.skipped, tb.msg)
+	}
+	t.Setenv("CI", "true")
+	tb = &recordingTB{TB: t}
+	down.Require(tb)
+	if !tb.failed || tb.skipped {
+		t.Fatalf("Require without the servers under CI=true: failed=%v skipped=%v, want a failure", tb.failed, tb.skipped)
+	}
+}

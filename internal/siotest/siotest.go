@@ -3,10 +3,14 @@
 package siotest
 
 import (
+	"context"
 	"fmt"
+	"net/http/httptest"
+	"testing"
 	"time"
 
 	client "github.com/zishang520/socket.io/clients/socket/v3"
+	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
@@ -47,7 +51,9 @@ func Connect(s *client.Socket, wait time.Duration) error {
 
 // Dial makes a client for url (see NewClient), lets setup register its listeners, connects it, and waits for the
 // server's CONNECT. A handshake that stalls (an upstream client bug, seen about once in 300 connections under
-// -race) is retried with a fresh client, at most attempts times; the failed clients are disconnected.
+// -race) is retried with a fresh client, at most attempts times; the failed clients are disconnected. The
+// listeners of setup must not block: events that come before CONNECT (a recovered session's missed packets) and
+// a failed client's "disconnect" are emitted while Dial waits.
 func Dial(url string, auth map[string]any, wait time.Duration, attempts int, setup func(*client.Socket)) (*client.Socket, error) {
 	var last error
 	for range max(attempts, 1) {
@@ -77,4 +83,83 @@ func Dial(url string, auth map[string]any, wait time.Duration, attempts int, set
 		}
 	}
 	return nil, fmt.Errorf("siotest: %d attempts to connect to %s: %w", max(attempts, 1), url, last)
+}
+
+// WithQuery returns url with these query parameters appended (not escaped: test values).
+func WithQuery(url string, query map[string]string) string {
+	sep := "?"
+	for k, v := range query {
+		url += sep + k + "=" + v
+		sep = "&"
+	}
+	return url
+}
+
+// ServerSocket waits, at most wait, for the server-side socket with this id on conns, the channel a test server's
+// "connection" handler sends its sockets to. The sockets of other clients are put back for their own callers.
+func ServerSocket(conns chan *socket.Socket, id string, wait time.Duration) (*socket.Socket, error) {
+	deadline := time.After(wait)
+	for {
+		select {
+		case ss := <-conns:
+			if string(ss.Id()) == id {
+				return ss, nil
+			}
+			conns <- ss // another client's; put it back
+			time.Sleep(time.Millisecond)
+		case <-deadline:
+			return nil, fmt.Errorf("siotest: the server never saw client %s within %v", id, wait)
+		}
+	}
+}
+
+// Bytes returns the bytes of a binary value as the Go client and server decode it ([]byte or *types.BytesBuffer),
+// or nil when v is not binary.
+func Bytes(v any) []byte {
+	switch x := v.(type) {
+	case []byte:
+		return x
+	case *types.BytesBuffer:
+		return x.Bytes()
+	}
+	return nil
+}
+
+// Number returns a number as the Go client and server decode it (float64, int64, int or uint64) as a float64, or
+// -1 when v is not one.
+func Number(v any) float64 {
+	switch x := v.(type) {
+	case float64:
+		return x
+	case int64:
+		return float64(x)
+	case int:
+		return float64(x)
+	case uint64:
+		return float64(x)
+	}
+	return -1
+}
+
+// Serve serves io over HTTP on a loopback port and returns the server's URL. When the test ends it closes io
+// (waiting at most 10s for it), the HTTP server, then the adapter through closeAdapter (with a 10s context);
+// a close that does not finish or fails is a test error.
+func Serve(t testing.TB, io *socket.Server, closeAdapter func(context.Context) error) string {
+	hs := httptest.NewServer(io.ServeHandler(nil))
+	t.Cleanup(func() {
+		done := make(chan struct{})
+		io.Close(func(error) { close(done) })
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("server %s: close did not finish within 10s", hs.URL)
+		}
+		hs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := closeAdapter(ctx); err != nil {
+			t.Errorf("server %s: adapter close: %v", hs.URL, err)
+		}
+	})
+	return hs.URL
 }
