@@ -47,7 +47,11 @@ func TestSentinel(t *testing.T) {
 		t.Helper()
 		nodes[from].io.Emit("test", v)
 		for _, c := range clients {
-			if args := c.expect(t, "test"); args[0] != v {
+			args := c.expect(t, "test")
+			for args[0] == "probe" && v != "probe" { // a probe of the failover loop below that arrived late
+				args = c.expect(t, "test")
+			}
+			if args[0] != v {
 				t.Fatalf("client got %v, want %q", args, v)
 			}
 		}
