@@ -20,8 +20,9 @@ import (
 // (broadcast, fetchSockets, serverSideEmit with acks, server count, a recovery restore, close) runs, and ACL LOG
 // must hold no denial for that user.
 const (
-	// aclStreams: the stream(s), with the default StreamName (StreamCount streams are "socket.io-<i>").
-	aclStreams = "~socket.io* +xadd +xread +xinfo|stream +set"
+	// aclStreams: the stream(s), with the default StreamName (StreamCount streams are "socket.io-<i>"). XRANGE:
+	// a reader that is behind measures its lag and its losses with it.
+	aclStreams = "~socket.io* +xadd +xread +xinfo|stream +xrange +set"
 	// aclPubSub: requests and responses on PUB/SUB channels, with the default ChannelPrefix.
 	aclPubSub        = "&socket.io#* +publish +subscribe +unsubscribe +pubsub|numsub"
 	aclShardedPubSub = "&socket.io#* +spublish +ssubscribe +sunsubscribe +pubsub|shardnumsub"

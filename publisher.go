@@ -277,7 +277,8 @@ func (p *publisher) run() {
 		var finished []*write
 		var cause error
 		for _, w := range batch {
-			if w.Err != nil && rdb.Unavailable(w.Err) {
+			// Close cut the round trip short (its context ended): held too, so dropped with the rest below.
+			if w.Err != nil && (rdb.Unavailable(w.Err) || p.ctx.Err() != nil && errors.Is(w.Err, context.Canceled)) {
 				keep = append(keep, w)
 				cause = w.Err
 				continue

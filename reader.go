@@ -2,6 +2,8 @@ package redisstreams
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -147,7 +149,9 @@ func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
 			cancel()
 		}
 		if err == nil && (r.checkDue || time.Since(r.lastCheck) >= checkInterval) {
-			r.check() // before reading: a restarted Redis is noticed before its entries are read
+			// Before reading: a restarted Redis is noticed before its entries are read. So a check that Redis did
+			// not answer stops the read too (the reader's own connection may already reach a new data set).
+			err = r.check()
 		}
 		var entries []rdb.Entry
 		if err == nil {
@@ -159,7 +163,9 @@ func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
 			}
 			failures++
 			r.checkDue = true
-			a.stats.readErrors.Add(1)
+			if !errors.Is(err, errCheckFailed) {
+				a.stats.readErrors.Add(1)
+			}
 			if failures == 1 {
 				failedSince = time.Now()
 				r.failingSince.Store(failedSince.UnixNano())
@@ -194,7 +200,7 @@ func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
 			case out <- entries:
 				sent = true
 			case <-tick.C:
-				r.check() // held up by local delivery: entries may be trimmed meanwhile, say so now
+				_ = r.check() // held up by local delivery: entries may be trimmed meanwhile, say so now
 			case <-r.ctx.Done():
 				return
 			}
@@ -268,8 +274,9 @@ func (r *streamReader) prune(now time.Time) {
 //     starts over in the new data set, and counts, for each server that numbers its writes, the gap before its
 //     first entry read there. Entries of Node servers and emitters lost this way cannot be counted.
 //
-// It also refreshes the lag gauges. A check that fails (Redis unavailable) is tried again before the next read.
-func (r *streamReader) check() {
+// It also refreshes the lag gauges. A check that fails (Redis unavailable) is tried again before the next read,
+// and returns an error wrapping errCheckFailed when Redis did not answer it.
+func (r *streamReader) check() error {
 	a := r.a
 	r.lastCheck = time.Now()
 	ctx, cancel := context.WithTimeout(r.ctx, a.opts.RequestsTimeout)
@@ -277,12 +284,24 @@ func (r *streamReader) check() {
 	info, err := a.client.StreamInfo(ctx, r.stream)
 	if err != nil {
 		r.checkDue = true
-		return
+		if rdb.Unavailable(err) {
+			return fmt.Errorf("%w: %w", errCheckFailed, err)
+		}
+		return nil
 	}
 	newData := false
 	if epoch, err := a.client.Epoch(ctx, r.epochKey, r.candidate); err == nil {
 		newData = r.epoch != "" && epoch != r.epoch
 		r.epoch = epoch
+		if epoch == r.candidate {
+			// This reader marked the data set: should it mark the next one too, the mark must differ.
+			r.candidate = randomID()
+		}
+	} else if rdb.Unavailable(err) {
+		// Whether Redis lost its data set cannot be told now: the batches read since the last check stay on the
+		// books (a new data set is measured with them), and the check is made again before the next read.
+		r.checkDue = true
+		return fmt.Errorf("%w: %w", errCheckFailed, err)
 	}
 	if r.lastID != "" && compareIDs(info.LastID, r.lastID) < 0 {
 		newData = true // the last ID went backwards
@@ -321,7 +340,11 @@ func (r *streamReader) check() {
 		}
 	}
 	r.updateLag(ctx, info)
+	return nil
 }
+
+// errCheckFailed: Redis did not answer a reader's check; the reader waits before reading on.
+var errCheckFailed = errors.New("redisstreams: stream check failed")
 
 // newDataSet starts over after Redis lost the stream's data set.
 func (r *streamReader) newDataSet(info rdb.StreamInfo) {
