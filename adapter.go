@@ -45,6 +45,7 @@ type Adapter struct {
 	closed      bool
 	readers     map[string]*streamReader
 	nsps        map[string][]*nspAdapter // by namespace name
+	shared      int                      // namespaces with more than one adapter in nsps
 	channels    map[string]*nspAdapter   // by PUB/SUB channel
 	readerMu    sync.Mutex
 	readerConns map[string]rdb.Reader
@@ -169,6 +170,9 @@ func (a *Adapter) register(n *nspAdapter) error {
 		return ErrClosed
 	}
 	a.nsps[n.name] = append(a.nsps[n.name], n)
+	if len(a.nsps[n.name]) == 2 {
+		a.shared++
+	}
 	a.channels[n.publicChannel] = n
 	a.channels[n.privateChannel] = n
 	_, reading := a.readers[n.stream]
@@ -204,6 +208,9 @@ func (a *Adapter) register(n *nspAdapter) error {
 func (a *Adapter) unregister(ctx context.Context, n *nspAdapter) error {
 	a.mu.Lock()
 	list := a.nsps[n.name]
+	if len(list) == 2 {
+		a.shared--
+	}
 	for i, x := range list {
 		if x == n {
 			list = append(list[:i:i], list[i+1:]...)
@@ -264,6 +271,17 @@ func (a *Adapter) dispatchEntry(stream string, e *rdb.Entry) {
 	if o := a.opts.Observer; o != nil && (raw != nil || msg.Type == wire.Broadcast) {
 		observeDelivered(o, stream, nspName, e.ID)
 	}
+}
+
+// ownEntry reports whether a stream entry of namespace nsp written by uid is this server's own and reaches no
+// local adapter, so that the reader need not convert it (rdb.SkipFunc). Only while every namespace has one local
+// adapter: then no entry of this server's writer is delivered locally, and none is needed for the reader's
+// sequence bookkeeping (dedupe, loss counting) either.
+func (a *Adapter) ownEntry(uid, nsp string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	list := a.nsps[nsp]
+	return a.shared == 0 && len(list) == 1 && list[0].uid == uid
 }
 
 // targets returns the local adapters of a namespace, except the one that sent the message.

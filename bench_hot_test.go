@@ -149,8 +149,16 @@ func BenchmarkLocalBroadcastNoSockets(b *testing.B) {
 // BenchmarkXRead measures one XREAD COUNT 100 round trip on the standalone Redis, reply parsing included, for
 // both client families.
 func BenchmarkXRead(b *testing.B) {
-	for _, family := range []string{familyGoRedis, familyRueidis} {
-		b.Run(family, func(b *testing.B) {
+	for _, run := range []struct {
+		family string
+		own    bool
+	}{{familyGoRedis, false}, {familyRueidis, false}, {familyGoRedis, true}, {familyRueidis, true}} {
+		name := run.family
+		if run.own {
+			name += "/own" // the reader's own entries: skipped unconverted
+		}
+		family := run.family
+		b.Run(name, func(b *testing.B) {
 			n := benchNode(b, family, false, nil)
 			rc := redis.NewClient(&redis.Options{Addr: standalone.Addr()})
 			defer rc.Close()
@@ -163,7 +171,11 @@ func BenchmarkXRead(b *testing.B) {
 			if _, err := pipe.Exec(b.Context()); err != nil {
 				b.Fatal(err)
 			}
-			r, err := n.parent.client.NewReader()
+			var skip rdb.SkipFunc
+			if run.own {
+				skip = func(uid, nsp string) bool { return uid == fields["uid"] && nsp == "/" }
+			}
+			r, err := n.parent.client.NewReader(skip)
 			if err != nil {
 				b.Fatal(err)
 			}

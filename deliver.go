@@ -111,8 +111,10 @@ func (d *delivery) decoded() *parser.Packet {
 
 // send does for one socket what the in-memory adapter's Broadcast does.
 func (d *delivery) send(s *socket.Socket) {
-	if notify := s.NotifyOutgoingListeners(); notify != nil {
-		notify(d.decoded())
+	// NotifyOutgoingListeners is never nil (a method value): ask whether the socket has listeners first, so that
+	// the raw path decodes the packet only for a socket that has some.
+	if len(s.ListenersAnyOutgoing()) > 0 {
+		s.NotifyOutgoingListeners()(d.decoded())
 	}
 	if d.encoded == nil {
 		if d.raw != "" {

@@ -346,3 +346,38 @@ func TestOwnBroadcastLocalClients(t *testing.T) {
 		}
 	}
 }
+
+// A server's reader skips its own entries unconverted (Adapter.ownEntry) only while each namespace has one local
+// adapter: two servers sharing one Adapter still get each other's broadcasts, in order, once each.
+func TestOwnEntriesSkippedUnlessShared(t *testing.T) {
+	a, err := configs[0].newAdapter(t, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	single := startClusterWithAdapters(t, []*Adapter{a})
+	n := single[0].nsp(t, "/")
+	if !a.ownEntry(n.uid, "/") || a.ownEntry("someone else", "/") || a.ownEntry(n.uid, "/other") {
+		t.Fatal("ownEntry with one server on the Adapter")
+	}
+	received := a.Stats().Received
+	single[0].io.Emit("test", 1)
+	waitFor(t, "own entry read", func() bool { return a.Stats().Received > received })
+
+	// A second server on the same Adapter: the namespace is shared, nothing of this writer is skipped.
+	second := startClusterWithAdapters(t, []*Adapter{a})
+	if a.ownEntry(n.uid, "/") {
+		t.Fatal("ownEntry while a namespace has two local adapters")
+	}
+	c := second[0].connect(t, clientOpts{}, "test")
+	for i := range 5 {
+		single[0].io.Emit("test", i)
+	}
+	for i := range 5 {
+		if args := c.expect(t, "test"); len(args) != 1 || args[0] != float64(i) {
+			t.Fatalf("broadcast %d: got %#v", i, args)
+		}
+	}
+	if st := a.Stats(); st.Duplicates != 0 || st.Lost != 0 || st.Invalid != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}

@@ -133,7 +133,7 @@ func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
 	for r.ctx.Err() == nil {
 		var err error
 		if reader == nil {
-			reader, err = a.client.NewReader()
+			reader, err = a.client.NewReader(a.ownEntry)
 			if err == nil {
 				a.readerMu.Lock()
 				a.readerConns[r.stream] = reader
@@ -217,6 +217,10 @@ func (r *streamReader) dedupe(entries []rdb.Entry) []rdb.Entry {
 	kept := entries[:0]
 	now := time.Now()
 	for _, e := range entries {
+		if e.Skipped { // this server's own (Adapter.ownEntry): read, never delivered here
+			a.stats.received.Add(1)
+			continue
+		}
 		writer, n, ok := wire.ParseSeq(e.Fields[wire.SeqField])
 		if !ok {
 			kept = append(kept, e)

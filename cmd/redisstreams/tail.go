@@ -179,7 +179,7 @@ func runTail(ctx context.Context, e *env, args []string) error {
 	items := make(chan item, 256)
 	var wg sync.WaitGroup
 	for _, s := range streams {
-		r, err := e.rdb.NewReader()
+		r, err := e.rdb.NewReader(nil)
 		if err != nil {
 			return err
 		}

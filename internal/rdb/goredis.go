@@ -92,7 +92,7 @@ func (g *GoRedis) XRange(ctx context.Context, stream, start, end string, count i
 	if err != nil {
 		return nil, err
 	}
-	return toEntries(msgs), nil
+	return toEntries(msgs, nil), nil
 }
 
 // LastID implements Client.
@@ -207,25 +207,26 @@ func (g *GoRedis) GetDel(ctx context.Context, key string) (string, bool, error) 
 
 // NewReader implements Client: a duplicate of the caller's client, limited to one connection per node, which the
 // reader owns and closes.
-func (g *GoRedis) NewReader() (Reader, error) {
+func (g *GoRedis) NewReader(skip SkipFunc) (Reader, error) {
 	switch c := g.client.(type) {
 	case *redis.Client:
 		o := *c.Options()
 		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 0, 1, 0
 		// The copied options share the caller's maintenance-notification state, which may not be registered twice.
 		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-		return &goRedisReader{client: redis.NewClient(&o)}, nil
+		return &goRedisReader{client: redis.NewClient(&o), skip: skip}, nil
 	case *redis.ClusterClient:
 		o := *c.Options()
 		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 0, 1, 0
 		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-		return &goRedisReader{client: redis.NewClusterClient(&o)}, nil
+		return &goRedisReader{client: redis.NewClusterClient(&o), skip: skip}, nil
 	}
 	return nil, fmt.Errorf("rdb: unsupported client %T", g.client)
 }
 
 type goRedisReader struct {
 	client redis.UniversalClient
+	skip   SkipFunc
 	closed sync.Once
 }
 
@@ -237,9 +238,12 @@ func (r *goRedisReader) Read(ctx context.Context, stream, lastID string, count i
 	if err != nil {
 		return nil, err
 	}
+	if len(res) == 1 {
+		return toEntries(res[0].Messages, r.skip), nil
+	}
 	var out []Entry
 	for _, s := range res {
-		out = append(out, toEntries(s.Messages)...)
+		out = append(out, toEntries(s.Messages, r.skip)...)
 	}
 	return out, nil
 }
@@ -250,9 +254,17 @@ func (r *goRedisReader) Close() error {
 	return err
 }
 
-func toEntries(msgs []redis.XMessage) []Entry {
+func toEntries(msgs []redis.XMessage, skip SkipFunc) []Entry {
 	out := make([]Entry, len(msgs))
 	for i, m := range msgs {
+		if skip != nil {
+			uid, ok1 := m.Values["uid"].(string)
+			nsp, ok2 := m.Values["nsp"].(string)
+			if ok1 && ok2 && skip(uid, nsp) {
+				out[i] = Entry{ID: m.ID, Skipped: true}
+				continue
+			}
+		}
 		fields := make(map[string]string, len(m.Values))
 		for k, v := range m.Values {
 			switch s := v.(type) {

@@ -15,7 +15,15 @@ var ErrClosed = errors.New("rdb: closed")
 type Entry struct {
 	ID     string
 	Fields map[string]string
+	// Skipped: the reader's skip function matched the entry's uid and nsp fields, so its fields were not
+	// converted (Fields is nil). The entry still counts as read.
+	Skipped bool
 }
+
+// SkipFunc tells a Reader which entries need not be converted: those whose uid and nsp fields have values for
+// which it returns true (a server's own entries). A reader may look for them only as the entry's first two fields,
+// where this package's writers and Node's put them. nil skips nothing.
+type SkipFunc func(uid, nsp string) bool
 
 // Op is one write of a batch: an XADD (Stream set) or a PUBLISH (Channel set). After the call it holds the entry
 // ID (XADD) or the error.
@@ -63,7 +71,8 @@ type Client interface {
 	// GetDel atomically reads and deletes a key. ok is false when the key does not exist.
 	GetDel(ctx context.Context, key string) (value string, ok bool, err error)
 	// NewReader returns a reader with connections of its own, so that its blocking reads never delay other commands.
-	NewReader() (Reader, error)
+	// Entries that skip matches are returned as Skipped, without their fields.
+	NewReader(skip SkipFunc) (Reader, error)
 	// NewSubscriber returns a subscriber whose messages are passed to handle, from one goroutine per connection.
 	NewSubscriber(handle func(channel string, payload []byte)) Subscriber
 }

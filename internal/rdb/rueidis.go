@@ -343,13 +343,14 @@ func (r *Rueidis) getDelMulti(ctx context.Context, key string) (v string, err er
 // NewReader implements Client. The reads are blocking commands, which rueidis sends on connections of its
 // blocking pool, never on the pipelined ones; Close cancels the read in progress (rueidis then drops that
 // connection).
-func (r *Rueidis) NewReader() (Reader, error) {
+func (r *Rueidis) NewReader(skip SkipFunc) (Reader, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &rueidisReader{client: r.client, ctx: ctx, cancel: cancel}, nil
+	return &rueidisReader{client: r.client, ctx: ctx, cancel: cancel, skip: skip}, nil
 }
 
 type rueidisReader struct {
 	client rueidis.Client
+	skip   SkipFunc
 	ctx    context.Context // done once the reader is closed
 	cancel context.CancelFunc
 }
@@ -385,7 +386,11 @@ func (r *rueidisReader) Read(ctx context.Context, stream, lastID string, count i
 	} else {
 		cmd = b.Build().Pin()
 	}
-	res, err := r.client.Do(cctx, cmd).AsXRead()
+	res, err := r.client.Do(cctx, cmd).ToMessage()
+	var entries []Entry
+	if err == nil {
+		entries, err = xreadEntries(&res, stream, r.skip)
+	}
 	if rueidis.IsRedisNil(err) {
 		return nil, nil // BLOCK timed out
 	}
@@ -398,7 +403,84 @@ func (r *rueidisReader) Read(ctx context.Context, stream, lastID string, count i
 		}
 		return nil, fmt.Errorf("rdb: xread %s: %w", stream, err)
 	}
-	return fromXRange(res[stream]), nil
+	return entries, nil
+}
+
+// xreadEntries converts the reply of an XREAD of one stream (a map in RESP3, an array of [name, entries] in
+// RESP2) without the intermediate maps of AsXRead, and without converting the fields of the entries skip matches.
+func xreadEntries(m *rueidis.RedisMessage, stream string, skip SkipFunc) ([]Entry, error) {
+	var list *rueidis.RedisMessage
+	if m.IsMap() {
+		kv, err := m.ToMap()
+		if err != nil {
+			return nil, err
+		}
+		if v, ok := kv[stream]; ok {
+			list = &v
+		}
+	} else {
+		streams, err := m.ToArray()
+		if err != nil {
+			return nil, err
+		}
+		for i := range streams {
+			pair, err := streams[i].ToArray()
+			if err != nil || len(pair) != 2 {
+				return nil, fmt.Errorf("rdb: xread reply: stream %d: %d elements, %v", i, len(pair), err)
+			}
+			if name, _ := pair[0].ToString(); name == stream {
+				list = &pair[1]
+			}
+		}
+	}
+	if list == nil {
+		return nil, nil
+	}
+	msgs, err := list.ToArray()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, len(msgs))
+	for i := range msgs {
+		pair, err := msgs[i].ToArray()
+		if err != nil || len(pair) != 2 {
+			return nil, fmt.Errorf("rdb: xread reply: entry %d: %d elements, %v", i, len(pair), err)
+		}
+		id, err := pair[0].ToString()
+		if err != nil {
+			return nil, fmt.Errorf("rdb: xread reply: entry %d: %w", i, err)
+		}
+		out[i].ID = id
+		kv, err := pair[1].ToArray()
+		if err != nil { // a deleted entry has nil fields
+			if !rueidis.IsRedisNil(err) {
+				return nil, fmt.Errorf("rdb: xread reply: entry %s: %w", id, err)
+			}
+			out[i].Fields = map[string]string{}
+			continue
+		}
+		if skip != nil && len(kv) >= 4 {
+			f0, _ := kv[0].ToString()
+			uid, _ := kv[1].ToString()
+			f2, _ := kv[2].ToString()
+			nsp, _ := kv[3].ToString()
+			if f0 == "uid" && f2 == "nsp" && skip(uid, nsp) {
+				out[i].Skipped = true
+				continue
+			}
+		}
+		fields := make(map[string]string, len(kv)/2)
+		for j := 0; j+1 < len(kv); j += 2 {
+			k, err1 := kv[j].ToString()
+			v, err2 := kv[j+1].ToString()
+			if err1 != nil || err2 != nil {
+				return nil, fmt.Errorf("rdb: xread reply: entry %s: field %d: %w", id, j/2, errors.Join(err1, err2))
+			}
+			fields[k] = v
+		}
+		out[i].Fields = fields
+	}
+	return out, nil
 }
 
 func (r *rueidisReader) Close() error {

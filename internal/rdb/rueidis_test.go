@@ -110,7 +110,7 @@ func TestRueidisReaderCloseIsPrompt(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			r := newRueidis(t, s)
 			stream := key(t, "stream")
-			rd, err := r.NewReader()
+			rd, err := r.NewReader(nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -156,7 +156,7 @@ func TestRueidisReaderReads(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			r := newRueidis(t, s)
 			stream := key(t, "stream")
-			rd, _ := r.NewReader()
+			rd, _ := r.NewReader(nil)
 			defer rd.Close()
 			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 			start := time.Now()

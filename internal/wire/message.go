@@ -221,7 +221,8 @@ func nonNilStrings(s []string) []string {
 
 // StreamFields returns the XADD field/value list, in Node's order: uid, nsp, type, data.
 func (m *Message) StreamFields(onlyPlaintext bool) ([]string, error) {
-	fields := []string{"uid", m.UID, "nsp", m.Nsp, "type", strconv.Itoa(int(m.Type))}
+	// Room for data and for the publisher's SeqField, so that neither append copies the slice.
+	fields := append(make([]string, 0, 10), "uid", m.UID, "nsp", m.Nsp, "type", strconv.Itoa(int(m.Type)))
 	if !m.hasData() {
 		return fields, nil
 	}

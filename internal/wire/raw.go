@@ -3,7 +3,6 @@ package wire
 import (
 	"encoding/json"
 	"strconv"
-	"unicode/utf8"
 )
 
 // RawBroadcast is a BROADCAST stream entry whose packet arguments can go to clients as they are: the JSON text of
@@ -20,7 +19,7 @@ type RawBroadcast struct {
 // data an array whose first element is a string that is not a reserved event name. ok is false for anything else;
 // the caller then decodes the entry in full (DecodeStreamEntry), which reports what is invalid.
 func ScanBroadcast(nsp, data string) (rb RawBroadcast, ok bool) {
-	if len(data) == 0 || data[0] != '{' || !utf8.ValidString(data) || !json.Valid([]byte(data)) || !depthWithin(data, MaxDepth) {
+	if len(data) == 0 || data[0] != '{' || !validJSON(data, MaxDepth) {
 		return rb, false
 	}
 	s := scanner{s: data}
@@ -44,29 +43,7 @@ func ScanBroadcast(nsp, data string) (rb RawBroadcast, ok bool) {
 	return rb, true
 }
 
-// depthWithin reports whether the JSON text s nests at most max arrays/objects deep.
-func depthWithin(s string, max int) bool {
-	depth := 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '"':
-			for i++; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' {
-					i++
-				}
-			}
-		case '[', '{':
-			if depth++; depth > max {
-				return false
-			}
-		case ']', '}':
-			depth--
-		}
-	}
-	return true
-}
-
-// scanner walks JSON text that json.Valid has accepted.
+// scanner walks JSON text that validJSON has accepted.
 type scanner struct {
 	s string
 	i int
