@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -214,7 +216,12 @@ func (g *GoRedis) NewReader(skip SkipFunc) (Reader, error) {
 		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 0, 1, 0
 		// The copied options share the caller's maintenance-notification state, which may not be registered twice.
 		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-		return &goRedisReader{client: redis.NewClient(&o), skip: skip}, nil
+		r := &goRedisReader{skip: skip}
+		if o.Addr == failoverAddr && o.Dialer != nil {
+			r.followMaster(&o)
+		}
+		r.client = redis.NewClient(&o)
+		return r, nil
 	case *redis.ClusterClient:
 		o := *c.Options()
 		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 0, 1, 0
@@ -228,10 +235,87 @@ type goRedisReader struct {
 	client redis.UniversalClient
 	skip   SkipFunc
 	closed sync.Once
+
+	// A reader of a failover client (redis.NewFailoverClient) only: go-redis moves the caller's client to the new
+	// master when Sentinel fails over, but not this duplicate, whose connection would go on reading the old master
+	// (still a master, or a replica during its resync), missing what is written to the new one.
+	dialMaster func(ctx context.Context, network, addr string) (net.Conn, error) // dials the master Sentinel names
+	options    *redis.Options
+	dialed     atomic.Pointer[string] // the server address of the reader's connection
+	verified   time.Time              // when the master was last asked for; read goroutine only
+	mu         sync.Mutex             // guards client and isClosed for the reconnection
+	isClosed   bool
+}
+
+// failoverAddr is the Addr that go-redis gives the options of a failover client.
+const failoverAddr = "FailoverClient"
+
+// followMasterEvery is how often a failover client's reader asks Sentinel for the master.
+const followMasterEvery = time.Second
+
+// followMaster makes the reader note the server its connection reaches (o is the reader's options).
+func (r *goRedisReader) followMaster(o *redis.Options) {
+	dial := o.Dialer
+	r.dialMaster = dial
+	r.options = o
+	o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err == nil {
+			a := conn.RemoteAddr().String()
+			r.dialed.Store(&a)
+		}
+		return conn, err
+	}
+}
+
+// moveToMaster asks Sentinel (through the failover client's dialer) where the master is, at most once per
+// followMasterEvery, and when the reader's connection reaches another server, replaces it with one to the master.
+// Failing to ask is no reason to stop reading: the read goes on where it was.
+func (r *goRedisReader) moveToMaster(ctx context.Context) {
+	if time.Since(r.verified) < followMasterEvery {
+		return
+	}
+	r.verified = time.Now()
+	dialed := r.dialed.Load()
+	if dialed == nil {
+		return // not connected yet: the first read dials the master
+	}
+	timeout := r.options.DialTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := r.dialMaster(ctx, "tcp", "")
+	if err != nil {
+		return
+	}
+	master := conn.RemoteAddr().String()
+	_ = conn.Close()
+	if master == *dialed {
+		return
+	}
+	r.mu.Lock()
+	if r.isClosed {
+		r.mu.Unlock()
+		return
+	}
+	old := r.client
+	r.dialed.Store(nil)
+	r.client = redis.NewClient(r.options)
+	r.mu.Unlock()
+	_ = old.Close()
 }
 
 func (r *goRedisReader) Read(ctx context.Context, stream, lastID string, count int64, block time.Duration) ([]Entry, error) {
-	res, err := r.client.XRead(ctx, &redis.XReadArgs{Streams: []string{stream, lastID}, Count: count, Block: block}).Result()
+	client := r.client
+	if r.dialMaster != nil {
+		r.moveToMaster(ctx)
+		r.mu.Lock()
+		client = r.client
+		r.mu.Unlock()
+	}
+	res, err := client.XRead(ctx, &redis.XReadArgs{Streams: []string{stream, lastID}, Count: count, Block: block}).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
@@ -250,7 +334,13 @@ func (r *goRedisReader) Read(ctx context.Context, stream, lastID string, count i
 
 func (r *goRedisReader) Close() error {
 	var err error
-	r.closed.Do(func() { err = r.client.Close() })
+	r.closed.Do(func() {
+		r.mu.Lock()
+		r.isClosed = true
+		client := r.client
+		r.mu.Unlock()
+		err = client.Close()
+	})
 	return err
 }
 
