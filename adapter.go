@@ -79,10 +79,28 @@ func New(client redis.UniversalClient, opts Options) (*Adapter, error) {
 	}
 	a := newAdapter(c, opts)
 	a.removeRedisLog = installRedisLogger(opts.Logger)
+	if !contextTimeouts(client) {
+		a.log.Info("redisstreams: the go-redis client has ContextTimeoutEnabled false: a Redis that stops answering " +
+			"is noticed after go-redis's ReadTimeout and retries (about 5 s by default), not after RequestsTimeout; " +
+			"set ContextTimeoutEnabled: true in its options (see README, Delivery)")
+	}
 	if err := a.checkAtStart(); err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// contextTimeouts tells whether a go-redis client applies context deadlines to its socket reads and writes.
+func contextTimeouts(client redis.UniversalClient) bool {
+	switch c := client.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return true // unknown implementation: nothing to advise
 }
 
 func newAdapter(client rdb.Client, opts Options) *Adapter {

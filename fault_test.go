@@ -59,16 +59,7 @@ func TestFaultRedisDownPastMaxOutage(t *testing.T) {
 		outage:    5 * time.Second,
 		maxOutage: 2 * time.Second,
 		restart:   true,
-		fault: func(t *testing.T, srv *redistest.Server) func() {
-			if err := srv.Stop(); err != nil {
-				t.Fatal(err)
-			}
-			return func() {
-				if err := srv.Restart(); err != nil {
-					t.Error(err)
-				}
-			}
-		},
+		fault:     stopThenRestart,
 	})
 }
 
@@ -78,16 +69,7 @@ func TestFaultRedisRestarted(t *testing.T) {
 		receivers: []string{familyRueidis, familyGoRedis, familyRueidis},
 		outage:    8 * time.Second,
 		restart:   true,
-		fault: func(t *testing.T, srv *redistest.Server) func() {
-			if err := srv.Stop(); err != nil {
-				t.Fatal(err)
-			}
-			return func() {
-				if err := srv.Restart(); err != nil {
-					t.Error(err)
-				}
-			}
-		},
+		fault:     stopThenRestart,
 	})
 }
 
@@ -715,5 +697,17 @@ func testCloseDuringOutage(t *testing.T, family string) {
 	if s.Published != published || s.Dropped != 1000 || s.QueuedWrites != 0 {
 		t.Errorf("after Close: published %d (want %d), dropped %d (want 1000), still queued %d", s.Published,
 			published, s.Dropped, s.QueuedWrites)
+	}
+}
+
+// stopThenRestart is a fault: Redis stops (SIGKILL, its data gone); the returned function starts it again, empty.
+func stopThenRestart(t *testing.T, srv *redistest.Server) func() {
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := srv.Restart(); err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -319,3 +319,20 @@ func TestTrimmedBeforeReadIsReported(t *testing.T) {
 		})
 	}
 }
+
+func TestContextTimeoutsAdvice(t *testing.T) {
+	for _, c := range []struct {
+		client redis.UniversalClient
+		want   bool
+	}{
+		{redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), false},
+		{redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true}), true},
+		{redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}}), false},
+		{redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, ContextTimeoutEnabled: true}), true},
+	} {
+		if got := contextTimeouts(c.client); got != c.want {
+			t.Errorf("%T: contextTimeouts = %v, want %v", c.client, got, c.want)
+		}
+		_ = c.client.Close()
+	}
+}
