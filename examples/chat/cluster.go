@@ -111,7 +111,8 @@ func (c *chatCluster) redisFactory(cfg config) (func() redis.UniversalClient, er
 	case len(cfg.ClusterAddrs) > 0:
 		c.log.Info("chat: using Redis Cluster from REDIS_CLUSTER_ADDRS", "addrs", cfg.ClusterAddrs)
 		return func() redis.UniversalClient {
-			return redis.NewClusterClient(&redis.ClusterOptions{Addrs: cfg.ClusterAddrs})
+			// ContextTimeoutEnabled: a Redis that stops answering is noticed within the adapter's RequestsTimeout.
+			return redis.NewClusterClient(&redis.ClusterOptions{Addrs: cfg.ClusterAddrs, ContextTimeoutEnabled: true})
 		}, nil
 	case cfg.RedisURL != "":
 		opt, err := redis.ParseURL(cfg.RedisURL)
@@ -121,6 +122,7 @@ func (c *chatCluster) redisFactory(cfg config) (func() redis.UniversalClient, er
 		c.log.Info("chat: using Redis from REDIS_URL", "url", redactURL(cfg.RedisURL))
 		return func() redis.UniversalClient {
 			o := *opt
+			o.ContextTimeoutEnabled = true
 			return redis.NewClient(&o)
 		}, nil
 	default:
@@ -135,7 +137,7 @@ func (c *chatCluster) redisFactory(cfg config) (func() redis.UniversalClient, er
 		c.mini = m
 		c.log.Info("chat: started embedded Redis (miniredis); set REDIS_URL to use a real one", "addr", m.Addr())
 		return func() redis.UniversalClient {
-			return redis.NewClient(&redis.Options{Addr: m.Addr()})
+			return redis.NewClient(&redis.Options{Addr: m.Addr(), ContextTimeoutEnabled: true})
 		}, nil
 	}
 }

@@ -18,7 +18,8 @@ import (
 )
 
 func main() {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"}) // or redis.NewClusterClient(...)
+	// ContextTimeoutEnabled: a Redis that stops answering is noticed within RequestsTimeout (see Delivery).
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true}) // or NewClusterClient
 	defer rdb.Close()
 	adapter, err := redisstreams.New(rdb, redisstreams.Options{Logger: slog.Default()})
 	if err != nil {
