@@ -46,7 +46,7 @@ func wait(ch <-chan string, n int) {
 		select {
 		case s := <-ch:
 			fmt.Println(s)
-		case <-time.After(10 * time.Second):
+		case <-time.After(20 * time.Second):
 			fmt.Println("timed out")
 			return
 		}
@@ -198,6 +198,7 @@ func Example_connectionStateRecovery() {
 	opts := client.DefaultOptions()
 	opts.SetTransports(types.NewSet(client.WebSocket))
 	opts.SetReconnectionDelay(100)
+	opts.SetTimeout(5 * time.Second) // a connection attempt that gets no handshake is given up (and retried) after 5 s
 	opts.SetAutoConnect(false)
 	c, err := client.Connect(httpA.URL, opts)
 	if err != nil {

@@ -145,6 +145,11 @@ func runTail(ctx context.Context, e *env, args []string) error {
 		if err == nil && *history > 0 {
 			var msgs []rdb.Entry
 			msgs, err = lastEntries(cctx, e, s, *history, f)
+			// Entries added between LastID and the history read are in the history: following starts after
+			// them, or they would be printed twice.
+			if n := len(msgs); n > 0 && compareIDs(msgs[n-1].ID, last) > 0 {
+				last = msgs[n-1].ID
+			}
 			for i := range msgs {
 				past = append(past, &msgs[i])
 				pastStream = append(pastStream, s)
