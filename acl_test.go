@@ -121,15 +121,7 @@ func TestACL(t *testing.T) {
 			})
 			t.Run("traffic", func(t *testing.T) { aclTraffic(t, m, addrs, admin) })
 			// The adapters are closed (unsubscribed) by now.
-			var mu sync.Mutex
-			var denied []string
-			forEachNode(t, admin, func(ctx context.Context, c *redis.Client) error {
-				d, err := aclDenials(ctx, c, m.user())
-				mu.Lock()
-				defer mu.Unlock()
-				denied = append(denied, d...)
-				return err
-			})
+			denied := aclDenialsEverywhere(t, admin, m.user())
 			if len(denied) > 0 {
 				t.Errorf("ACL LOG for %s with %q:\n%s", m.user(), m.rules, strings.Join(denied, "\n"))
 			}
@@ -267,15 +259,7 @@ func TestACLAblation(t *testing.T) {
 				return c.Do(ctx, "ACL", "LOG", "RESET").Err()
 			})
 			ok := t.Run(m.name+"/without "+r, func(t *testing.T) { aclTraffic(t, m, addrs, admin) })
-			var mu sync.Mutex
-			var denied []string
-			forEachNode(t, admin, func(ctx context.Context, c *redis.Client) error {
-				d, err := aclDenials(ctx, c, m.user())
-				mu.Lock()
-				defer mu.Unlock()
-				denied = append(denied, d...)
-				return err
-			})
+			denied := aclDenialsEverywhere(t, admin, m.user())
 			if ok && len(denied) == 0 {
 				unneeded = append(unneeded, r)
 			}
@@ -297,4 +281,19 @@ func TestACLDocumented(t *testing.T) {
 			t.Errorf("docs/operations.md lacks the row %s", row)
 		}
 	}
+}
+
+// aclDenialsEverywhere collects the ACL LOG denials of user from every node.
+func aclDenialsEverywhere(t *testing.T, admin redis.UniversalClient, user string) []string {
+	t.Helper()
+	var mu sync.Mutex
+	var denied []string
+	forEachNode(t, admin, func(ctx context.Context, c *redis.Client) error {
+		d, err := aclDenials(ctx, c, user)
+		mu.Lock()
+		defer mu.Unlock()
+		denied = append(denied, d...)
+		return err
+	})
+	return denied
 }
