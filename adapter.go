@@ -321,10 +321,7 @@ func (a *Adapter) targets(nsp, uid string) []*nspAdapter {
 
 func (a *Adapter) badEntry(stream, id string, err error) {
 	a.stats.invalid.Add(1)
-	if ok, suppressed := a.entryLog.allow(); ok {
-		a.log.Warn("redisstreams: skipping malformed stream entry", "stream", stream, "id", id, "err", err,
-			"skipped_before_unlogged", suppressed)
-	}
+	a.logLimited(&a.entryLog, slog.LevelWarn, "redisstreams: skipping malformed stream entry", "stream", stream, "id", id, "err", err)
 }
 
 // onPubSub receives every PUB/SUB message, from the subscriber's goroutine.
@@ -380,9 +377,7 @@ func (a *Adapter) onWrite(op *rdb.Op, waited bool) {
 
 // logWriteError logs a failed write, at most once per logEvery (with the count of those not logged).
 func (a *Adapter) logWriteError(msg string, args ...any) {
-	if ok, suppressed := a.writeLog.allow(); ok {
-		a.log.Error(msg, append(args, "failed_before_unlogged", suppressed)...)
-	}
+	a.logLimited(&a.writeLog, slog.LevelError, msg, args...)
 }
 
 // goSafe runs f on a goroutine the adapter waits for in Close.
