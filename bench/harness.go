@@ -620,9 +620,32 @@ func (h *harness) fanout(ctx context.Context, cl *cluster, out *sysResult) error
 		cl.sys, out.Rep, n, lr.Sent, out.FanoutDelivered, want, out.FanoutUsPerSend, d.OtherPct)
 	closeAll(clients)
 	clients = nil
-	// B gets its single client back, so that fetchSockets finds one socket on each receiver.
-	cl.cliB, err = dialClient(dctx, cl.b.base, cl.recB)
-	return err
+	// B gets its single client back, so that fetchSockets finds one socket on each receiver. The closed fan-out
+	// sockets leave B asynchronously: wait until B holds only the new one, or a fetchSockets may still count one.
+	if cl.cliB, err = dialClient(dctx, cl.b.base, cl.recB); err != nil {
+		return err
+	}
+	return waitSockets(dctx, cl.b, 1)
+}
+
+// waitSockets waits until p reports exactly want connected sockets.
+func waitSockets(ctx context.Context, p *proc, want int) error {
+	var r struct {
+		Sockets int `json:"sockets"`
+	}
+	for {
+		if err := p.call(ctx, "sockets", nil, &r); err != nil {
+			return fmt.Errorf("sockets: %w", err)
+		}
+		if r.Sockets == want {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("fan-out: %d sockets still on the receiver, want %d: %w", r.Sockets, want, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 type requestsReply struct {

@@ -34,6 +34,7 @@ import (
 //	POST /ctl/publish  {emitters, dur_ms}             -> {emits}                        closed-loop io.Emit from N goroutines
 //	POST /ctl/requests {kind, rate, dur_ms}           -> {rtt_us, responses, errors}    fetchSockets / serverSideEmitWithAck
 //	GET  /ctl/count                                   -> {count}                        adapter's server count
+//	POST /ctl/sockets                                 -> {sockets}                      sockets connected to this server
 //	GET  /debug/pprof/profile?seconds=N               CPU profile (Go servers only)
 //
 // It prints "READY <port>" once listening and exits when stdin closes.
@@ -104,6 +105,7 @@ func serveMain(args []string) error {
 	mux.HandleFunc("/ctl/publish", s.handle(s.publish))
 	mux.HandleFunc("/ctl/requests", s.handle(s.requests))
 	mux.HandleFunc("/ctl/count", s.handle(s.count))
+	mux.HandleFunc("/ctl/sockets", s.handle(s.sockets))
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile) // the harness's -profile option (loopback only)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -272,6 +274,10 @@ func (s *benchServer) requests(req ctlRequest) (any, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	return map[string]any{"rtt_us": rtts, "responses": resps, "errors": errs}, nil
+}
+
+func (s *benchServer) sockets(ctlRequest) (any, error) {
+	return map[string]any{"sockets": s.io.Of("/", nil).Sockets().Len()}, nil
 }
 
 func (s *benchServer) count(ctlRequest) (any, error) {

@@ -6,6 +6,7 @@
 //   POST /ctl/publish  {emitters, dur_ms}             -> {emits}                        N concurrent awaited broadcasts
 //   POST /ctl/requests {kind, rate, dur_ms}           -> {rtt_us, responses, errors}    fetchSockets / serverSideEmitWithAck
 //   GET  /ctl/count                                   -> {count}
+//   POST /ctl/sockets                                 -> {sockets}
 // Usage: node server.js --redis-url=redis://127.0.0.1:PORT
 // Prints "READY <port>" once listening and exits when stdin closes.
 const path = require("path");
@@ -116,6 +117,7 @@ async function main() {
     publish: (b) => publish(io, b),
     requests: (b) => requests(io, b),
     count: async () => ({ count: await io.of("/").adapter.serverCount() }),
+    sockets: async () => ({ sockets: io.of("/").sockets.size }),
   };
   httpServer.on("request", (rq, res) => {
     if (!rq.url.startsWith("/ctl/")) return; // socket.io answers /socket.io/
