@@ -54,6 +54,17 @@ func TestFaultClusterFailover(t *testing.T) {
 			}
 		}
 	}
+	// A third pair of servers, with connection state recovery, for a session that spans the hard failover.
+	var recPrefix string
+	for {
+		p := "t" + randomID()
+		if sh, err := c.ShardOf(wire.StreamName(p, streamCount, "/")); err != nil {
+			t.Fatal(err)
+		} else if sh.Master == target.Master {
+			recPrefix = p
+			break
+		}
+	}
 	if len(target.Replicas) != 1 {
 		t.Fatalf("the master of the streams has %d replicas, want 1", len(target.Replicas))
 	}
@@ -111,6 +122,18 @@ func TestFaultClusterFailover(t *testing.T) {
 			g.counters = append(g.counters, cs)
 		}
 	}
+
+	var recAdapters []*Adapter
+	for _, family := range []string{familyGoRedis, familyRueidis} {
+		a, _, err := config{family: family, cluster: true}.newAdapterOn(t, c.Addrs(), Options{StreamName: recPrefix,
+			StreamCount: streamCount, ChannelPrefix: recPrefix, SessionKeyPrefix: recPrefix + ":session:",
+			BlockTime: time.Second, RequestsTimeout: 2 * time.Second, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recAdapters = append(recAdapters, a)
+	}
+	rec := startClusterWithAdapters(t, recAdapters, clusterOpts{recovery: true})
 
 	// Each publisher emits the numbers 0, 1, 2... on both namespaces, 500/s each, on an absolute schedule.
 	const rate = 500
@@ -187,6 +210,20 @@ func TestFaultClusterFailover(t *testing.T) {
 	t.Logf("graceful failover %s -> %s done in %v, %d emitted so far", master.Addr(), replica.Addr(),
 		time.Since(t0).Round(time.Millisecond), sentNow())
 	progress("traffic after the graceful failover", 1000)
+
+	// A client of the recovery pair disconnects before the hard failover; it comes back after it.
+	sessions := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	defer sessions.Close()
+	rc0 := rec[0].connect(t, clientOpts{}, "init", "test")
+	rec[0].io.Emit("init")
+	offset := offsetOf(t, rc0.expect(t, "init"))
+	sid := rc0.server.Id()
+	rc0.Io().Engine().Close()
+	var pid string
+	waitFor(t, "persisted session", func() bool {
+		pid = findSession(t, sessions, recPrefix+":session:", sid)
+		return pid != ""
+	})
 
 	// Hard failover of the new master (replica), whose replica is now the old master.
 	master, replica = replica, master
@@ -275,6 +312,20 @@ func TestFaultClusterFailover(t *testing.T) {
 	}
 	if !anyLost {
 		t.Log("no broadcast lost: every write acknowledged before the kill had reached its readers or the replica")
+	}
+
+	// The session that spans the hard failover is restored with the broadcasts it missed.
+	rec[1].io.Emit("test", 1)
+	rec[0].io.Emit("test", 2)
+	rc1 := reconnect(t, rec[1], pid, offset, "test")
+	if !rc1.server.Recovered() {
+		t.Error("the session was not recovered after the failover")
+	} else {
+		for want := 1; want <= 2; want++ {
+			if args := rc1.expect(t, "test"); toFloat(args[0]) != float64(want) {
+				t.Errorf("recovered session: got %v, want %d", args, want)
+			}
+		}
 	}
 
 	// Requests work again: every server counts the group's servers and fetches the receivers' sockets.

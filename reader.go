@@ -296,6 +296,7 @@ func (r *streamReader) check() error {
 	if err != nil {
 		r.checkDue = true
 		if rdb.Unavailable(err) {
+			r.rearm = true // also when the check was made while the reader is held up (and not reading)
 			return fmt.Errorf("%w: %w", errCheckFailed, err)
 		}
 		return nil
@@ -313,6 +314,7 @@ func (r *streamReader) check() error {
 		// Whether Redis lost its data set cannot be told now: the batches read since the last check stay on the
 		// books (a new data set is measured with them), and the check is made again before the next read.
 		r.checkDue = true
+		r.rearm = true
 		return fmt.Errorf("%w: %w", errCheckFailed, err)
 	}
 	if r.lastID != "" && compareIDs(info.LastID, r.lastID) < 0 {
