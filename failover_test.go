@@ -348,8 +348,17 @@ func TestFaultClusterFailover(t *testing.T) {
 	// Requests work again: every server counts the group's servers and fetches the receivers' sockets.
 	for _, g := range groups {
 		for i, n := range g.nodes {
-			waitForLong(t, fmt.Sprintf("%s group, server %d subscribed", g.family, i), 15*time.Second,
-				func() bool { return n.nsp(t, "/").ServerCount() == int64(len(g.nodes)) })
+			deadline := time.Now().Add(15 * time.Second)
+			for n.nsp(t, "/").ServerCount() != int64(len(g.nodes)) {
+				if time.Now().After(deadline) {
+					var counts []int64
+					for _, m := range g.nodes {
+						counts = append(counts, m.nsp(t, "/").ServerCount())
+					}
+					t.Fatalf("%s group, server %d: the servers count %v servers, want %d each", g.family, i, counts, len(g.nodes))
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
 			if got := fetch(t, n.io); len(got) != len(g.counters) {
 				t.Errorf("%s group, server %d: fetchSockets found %d sockets, want %d", g.family, i, len(got), len(g.counters))
 			}

@@ -199,9 +199,11 @@ func (r *Rueidis) LastID(ctx context.Context, stream string) (string, error) {
 	return msgs[0].ID, nil
 }
 
-// StreamInfo implements Client.
+// StreamInfo implements Client. XINFO STREAM is built as an arbitrary command so that it is not marked read-only:
+// rueidis retries a read-only command after a connection error or CLUSTERDOWN until its context ends, and a reader
+// must see that Redis failed to answer (a failover may have cost entries that nothing else tells about).
 func (r *Rueidis) StreamInfo(ctx context.Context, stream string) (StreamInfo, error) {
-	info, err := r.client.Do(ctx, r.client.B().XinfoStream().Key(stream).Build().Pin()).AsMap()
+	info, err := r.client.Do(ctx, r.client.B().Arbitrary("XINFO", "STREAM").Keys(stream).Build().Pin()).AsMap()
 	if err != nil {
 		if strings.Contains(err.Error(), "no such key") {
 			return StreamInfo{LastID: "0-0", FirstID: "0-0"}, nil
