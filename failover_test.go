@@ -346,7 +346,7 @@ func TestFaultClusterFailover(t *testing.T) {
 	}
 
 	// Requests work again: every server counts the group's servers and fetches the receivers' sockets.
-	for _, g := range groups {
+	for gi, g := range groups {
 		for i, n := range g.nodes {
 			deadline := time.Now().Add(15 * time.Second)
 			for n.nsp(t, "/").ServerCount() != int64(len(g.nodes)) {
@@ -355,7 +355,17 @@ func TestFaultClusterFailover(t *testing.T) {
 					for _, m := range g.nodes {
 						counts = append(counts, m.nsp(t, "/").ServerCount())
 					}
-					t.Fatalf("%s group, server %d: the servers count %v servers, want %d each", g.family, i, counts, len(g.nodes))
+					var where []string
+					for _, srv := range c.Nodes() {
+						if srv.Pid() == 0 {
+							continue
+						}
+						nc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+						m, err := nc.PubSubNumSub(t.Context(), wire.ChannelName(prefixes[gi], "/", "")).Result()
+						_ = nc.Close()
+						where = append(where, fmt.Sprintf("%s:%v%v", srv.Addr(), m, err))
+					}
+					t.Fatalf("%s group, server %d: the servers count %v servers, want %d each; subscribers by node: %v", g.family, i, counts, len(g.nodes), where)
 				}
 				time.Sleep(50 * time.Millisecond)
 			}

@@ -317,8 +317,10 @@ func (r *streamReader) check() error {
 		r.rearm = true
 		return fmt.Errorf("%w: %w", errCheckFailed, err)
 	}
-	if r.lastID != "" && compareIDs(info.LastID, r.lastID) < 0 {
-		newData = true // the last ID went backwards
+	if r.lastID != "" && compareIDs(info.LastID, r.lastID) < 0 && !(sameEpoch && info.Added >= 0 && info.Added == r.pos) {
+		// The last ID went backwards (unless this reader already kept its place in a data set cut short by a
+		// failover, where no entry was added since).
+		newData = true
 	}
 	if info.Added >= 0 && r.pos >= 0 && info.Added < r.pos {
 		newData = true // fewer entries ever added than this reader has read
@@ -441,7 +443,8 @@ func (r *streamReader) keepPlace(info rdb.StreamInfo) {
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, r.a.opts.RequestsTimeout)
 	defer cancel()
-	after, err := r.a.client.XRange(ctx, r.stream, "("+r.lastID, "+", maxGapScan)
+	// Up to info.LastID: the entries added since XINFO STREAM are not in info.Added either.
+	after, err := r.a.client.XRange(ctx, r.stream, "("+r.lastID, info.LastID, maxGapScan)
 	if err != nil || len(after) == maxGapScan {
 		r.pos = -1 // unknown: no entries-added accounting in this data set
 		return
