@@ -586,7 +586,12 @@ func (p *rueidisPubSub) run() {
 		if len(channels) > 0 {
 			// Returns once Redis confirmed the first channel; onSubscription sees every confirmation.
 			ctx, cancel := context.WithTimeout(p.ctx, rueidisResubscribeTimeout)
-			err = dc.Do(ctx, p.subscribeCmd(dc, channels)).Error()
+			if p.s.r.cluster && !p.s.r.sharded {
+				err = pinToMaster(ctx, dc, channels[0])
+			}
+			if err == nil {
+				err = dc.Do(ctx, p.subscribeCmd(dc, channels)).Error()
+			}
 			cancel()
 		}
 		up := time.Now()
@@ -623,6 +628,19 @@ func (p *rueidisPubSub) run() {
 			t.Stop()
 		}
 	}
+}
+
+// pinToMaster makes a dedicated cluster connection, before its first command, the one to the master of key's slot
+// (a PING whose argument rueidis routes as a key; Redis does not take it for one). A SUBSCRIBE alone would go to any
+// node the client ever knew, the seed addresses included: a replica that a client left out of its view of the
+// cluster (rueidis leaves out replicas that have replicated nothing yet, and a failover changes the view) would
+// hold a subscriber that such a client's NumSub never counts. Masters are in every client's view, as go-redis's
+// subscribers are on the master of their channel's slot.
+func pinToMaster(ctx context.Context, dc rueidis.DedicatedClient, key string) error {
+	if err := dc.Do(ctx, dc.B().Arbitrary("PING").Keys(key).Build().Pin()).Error(); err != nil {
+		return fmt.Errorf("rdb: ping before subscribe: %w", err)
+	}
+	return nil
 }
 
 // onMessage runs on the connection's read goroutine: it only queues. A full queue blocks the reads (Redis keeps
