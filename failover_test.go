@@ -17,18 +17,21 @@ import (
 )
 
 // Redis Cluster master failover, on a cluster of its own (3 masters, 1 replica each, cluster-node-timeout 1 s).
-// Two groups of servers share it, one per client family: in each, a publishing server emits numbered broadcasts
-// (500/s on "/", 500/s on a second namespace) and two receiving servers (one of each family) hold a raw client on
-// each namespace. StreamCount is 4: the streams of "/" of both groups are on one master, those of the second
-// namespace on others. That master is failed over twice while the broadcasts go on:
+// Two groups of servers share it, one per client family of the publisher: in each, a publishing server emits
+// numbered broadcasts (500/s on "/", 500/s on a second namespace) and three receiving servers (both families) hold a
+// raw client on each namespace; the last one reads 10 entries at a time and is held up by delivery around the hard
+// failover. StreamCount is 4: the streams of "/" of both groups are on one master, those of the second namespace on
+// others. That master is failed over twice while the broadcasts go on:
 //
 //   - gracefully: CLUSTER FAILOVER on its replica (nothing may be lost);
 //   - hard: the replication link of the new master is cut (its replica paused, the link killed), the master goes on
 //     acknowledging writes for a moment that its replica never gets, then it is killed (SIGKILL) and its replica is
-//     promoted after the node timeout. The writes acknowledged in between are gone.
+//     promoted after the node timeout. The writes acknowledged in between are gone: the receivers that had read
+//     them delivered them, the others (the held-up ones always) must count them lost.
 //
 // Checked: every receiver gets every broadcast at most once, and every one it misses is counted in its Stats.Lost,
-// exactly; the publishers drop nothing; requests (fetchSockets) work again afterwards.
+// exactly; the publishers drop nothing; a connection state recovery session that spans the hard failover is
+// restored with what it missed; every server counts every server again, and fetchSockets works.
 func TestFaultClusterFailover(t *testing.T) {
 	if testing.Short() && !redistest.Strict() {
 		t.Skip("fault test: a cluster with replicas, seconds of failover")
@@ -98,7 +101,7 @@ func TestFaultClusterFailover(t *testing.T) {
 		emitDone  chan struct{}
 		published uint64
 	}
-	// The last receiver of each group reads one entry at a time, and its delivery is held up from just before the
+	// The last receiver of each group reads 10 entries at a time, and its delivery is held up from just before the
 	// replication link is cut until the replica took over: it has read none of the writes the replica never got,
 	// and resumes inside the data set the replica has, where nothing tells that entries are missing.
 	groups := []*group{
@@ -112,7 +115,7 @@ func TestFaultClusterFailover(t *testing.T) {
 			held := i == len(g.families)-1
 			readCount := int64(0)
 			if held {
-				readCount = 1
+				readCount = 10 // little read ahead when held up, and a quick catch-up afterwards
 			}
 			a, _, err := config{family: family, cluster: true}.newAdapterOn(t, c.Addrs(), Options{StreamName: prefixes[gi],
 				StreamCount: streamCount, ChannelPrefix: prefixes[gi], MaxLen: 100000, BlockTime: time.Second,
@@ -242,7 +245,8 @@ func TestFaultClusterFailover(t *testing.T) {
 	hold.Lock()
 	released := sync.OnceFunc(hold.Unlock)
 	t.Cleanup(released)
-	progress("held receivers stopped", 50) // they read ahead by a few entries (ReadCount 1, 6 batches), then stop
+	// They read ahead by at most 60 entries of each stream (6 batches of ReadCount), then stop reading.
+	progress("held receivers stopped", 300)
 	if err := syscall.Kill(replica.Pid(), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
