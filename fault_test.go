@@ -284,6 +284,7 @@ func runFault(t *testing.T, sc faultScenario) {
 type wsCounter struct {
 	conn  *websocket.Conn
 	event string
+	pre   string // namespace prefix of its packets
 
 	mu  sync.Mutex
 	got map[int64]int
@@ -292,6 +293,16 @@ type wsCounter struct {
 
 func dialCounter(t *testing.T, url, event string) *wsCounter {
 	t.Helper()
+	return dialCounterOn(t, url, "/", event)
+}
+
+// dialCounterOn is dialCounter on namespace nsp.
+func dialCounterOn(t *testing.T, url, nsp, event string) *wsCounter {
+	t.Helper()
+	pre := "" // the packet prefix of the namespace: none for "/", "/name," for the others
+	if nsp != "/" {
+		pre = nsp + ","
+	}
 	u := "ws" + strings.TrimPrefix(url, "http") + "/socket.io/?EIO=4&transport=websocket"
 	conn, _, err := websocket.DefaultDialer.Dial(u, nil)
 	if err != nil {
@@ -302,20 +313,20 @@ func dialCounter(t *testing.T, url, event string) *wsCounter {
 	if _, open, err := conn.ReadMessage(); err != nil || !strings.HasPrefix(string(open), "0{") {
 		t.Fatalf("engine.io open: %q %v", open, err)
 	}
-	if err := conn.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
+	if err := conn.WriteMessage(websocket.TextMessage, []byte("40"+pre)); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok, err := conn.ReadMessage(); err != nil || !strings.HasPrefix(string(ok), "40{") {
+	if _, ok, err := conn.ReadMessage(); err != nil || !strings.HasPrefix(string(ok), "40"+pre+"{") {
 		t.Fatalf("socket.io connect: %q %v", ok, err)
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	c := &wsCounter{conn: conn, event: event, got: map[int64]int{}}
+	c := &wsCounter{conn: conn, event: event, pre: pre, got: map[int64]int{}}
 	go c.loop()
 	return c
 }
 
 func (c *wsCounter) loop() {
-	prefix := `42["` + c.event + `",`
+	prefix := `42` + c.pre + `["` + c.event + `",`
 	for {
 		_, msg, err := c.conn.ReadMessage()
 		if err != nil {

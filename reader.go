@@ -48,6 +48,7 @@ type streamReader struct {
 	lossLog    rateLimited
 	lastCheck  time.Time
 	checkDue   bool // check before the next XREAD (after an error, or a check that failed)
+	rearm      bool // Redis failed to answer: arm every writer at the next check that succeeds
 
 	failingSince atomic.Int64 // unix nanoseconds of the first of the current read failures; 0 when reading
 
@@ -67,6 +68,9 @@ type seqOf struct {
 	floor uint64 // the entries up to here were read or counted lost (trimmed before this reader got to them)
 	seen  time.Time
 	armed bool // Redis lost its data set since this writer's last entry: the gap before its next one is lost
+	// While armed: the last entry ID up to which every gap in its sequence is lost (the stream's last ID when
+	// Redis answered again after a failure); "" when its next entry alone tells.
+	until string
 }
 
 func (a *Adapter) startReader(stream string, start rdb.StreamInfo) {
@@ -163,6 +167,7 @@ func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
 			}
 			failures++
 			r.checkDue = true
+			r.rearm = true
 			if !errors.Is(err, errCheckFailed) {
 				a.stats.readErrors.Add(1)
 			}
@@ -238,10 +243,12 @@ func (r *streamReader) dedupe(entries []rdb.Entry) []rdb.Entry {
 			continue
 		}
 		if s.armed {
-			s.armed = false
-			r.armed--
 			if base := max(s.last, s.floor); n > base+1 && s.last > 0 {
 				r.lose(int64(n-base-1), "entries vanished with Redis's data set (restart or failover) before this server read them")
+			}
+			if s.until == "" || compareIDs(e.ID, s.until) > 0 {
+				s.armed, s.until = false, ""
+				r.armed--
 			}
 		}
 		s.last = n
@@ -289,13 +296,15 @@ func (r *streamReader) check() error {
 	if err != nil {
 		r.checkDue = true
 		if rdb.Unavailable(err) {
+			r.rearm = true // also when the check was made while the reader is held up (and not reading)
 			return fmt.Errorf("%w: %w", errCheckFailed, err)
 		}
 		return nil
 	}
-	newData := false
+	newData, sameEpoch := false, false
 	if epoch, err := a.client.Epoch(ctx, r.epochKey, r.candidate); err == nil {
 		newData = r.epoch != "" && epoch != r.epoch
+		sameEpoch = r.epoch != "" && epoch == r.epoch
 		r.epoch = epoch
 		if epoch == r.candidate {
 			// This reader marked the data set: should it mark the next one too, the mark must differ.
@@ -305,16 +314,34 @@ func (r *streamReader) check() error {
 		// Whether Redis lost its data set cannot be told now: the batches read since the last check stay on the
 		// books (a new data set is measured with them), and the check is made again before the next read.
 		r.checkDue = true
+		r.rearm = true
 		return fmt.Errorf("%w: %w", errCheckFailed, err)
 	}
-	if r.lastID != "" && compareIDs(info.LastID, r.lastID) < 0 {
-		newData = true // the last ID went backwards
+	if r.lastID != "" && compareIDs(info.LastID, r.lastID) < 0 && !(sameEpoch && info.Added >= 0 && info.Added == r.pos) {
+		// The last ID went backwards (unless this reader already kept its place in a data set cut short by a
+		// failover, where no entry was added since).
+		newData = true
 	}
 	if info.Added >= 0 && r.pos >= 0 && info.Added < r.pos {
 		newData = true // fewer entries ever added than this reader has read
 	}
+	if r.rearm {
+		// Redis failed to answer this reader. Its master may have died, and a replica taken over that had not
+		// received every entry acknowledged: the reader may resume inside the data set the replica had, without
+		// anything in the stream telling. So every writer's gap up to the stream's last entry now is counted lost.
+		r.rearm = false
+		for _, s := range r.writers {
+			if !s.armed {
+				s.armed = true
+				r.armed++
+			}
+			if s.until == "" || compareIDs(info.LastID, s.until) > 0 {
+				s.until = info.LastID
+			}
+		}
+	}
 	if newData {
-		r.newDataSet(info)
+		r.newDataSet(info, sameEpoch)
 	}
 	r.checkDue = false
 	r.sinceCheck = r.sinceCheck[:0]
@@ -335,7 +362,7 @@ func (r *streamReader) check() error {
 			if r.armed > 0 {
 				// The gaps of the writers still armed would count these trimmed entries again.
 				for _, s := range r.writers {
-					s.armed = false
+					s.armed, s.until = false, ""
 				}
 				r.armed = 0
 			}
@@ -350,9 +377,28 @@ func (r *streamReader) check() error {
 // errCheckFailed: Redis did not answer a reader's check; the reader waits before reading on.
 var errCheckFailed = errors.New("redisstreams: stream check failed")
 
-// newDataSet starts over after Redis lost the stream's data set.
-func (r *streamReader) newDataSet(info rdb.StreamInfo) {
+// newDataSet starts over after Redis lost the stream's data set. kept: the epoch key survived, so the new data set
+// is the old one cut short (a replica that had not received every entry took over from its master) followed by
+// what was written since: the reader keeps its place, and counts each writer's gap before its next entry.
+func (r *streamReader) newDataSet(info rdb.StreamInfo, kept bool) {
 	old := r.lastID
+	if kept {
+		r.keepPlace(info)
+		for _, s := range r.writers {
+			if !s.armed {
+				s.armed = true
+				r.armed++
+			}
+			s.until = ""
+		}
+		if r.a.onNewDataSet != nil {
+			r.a.onNewDataSet(r.stream)
+		}
+		r.a.log.Error("redisstreams: Redis lost the newest entries of the stream (failover to a replica that was "+
+			"behind); entries this server had not read are lost, counted for Go servers only",
+			"stream", r.stream, "last_read", old, "stream_last_id", info.LastID, "stream_entries", info.Length)
+		return
+	}
 	if compareIDs(info.LastID, r.lastID) < 0 {
 		// Nothing of the new data set has been read (its IDs are all below the last one read): read all of it.
 		r.lastID, r.pos = "0-0", 0
@@ -373,6 +419,7 @@ func (r *streamReader) newDataSet(info rdb.StreamInfo) {
 			s.armed = true
 			r.armed++
 		}
+		s.until = ""
 	}
 	r.resolveGaps(info)
 	if r.a.onNewDataSet != nil {
@@ -381,6 +428,28 @@ func (r *streamReader) newDataSet(info rdb.StreamInfo) {
 	r.a.log.Error("redisstreams: Redis lost the stream's data (restart without persistence, or failover to a "+
 		"replica that was behind); entries this server had not read are lost, counted for Go servers only",
 		"stream", r.stream, "last_read", old, "stream_last_id", info.LastID, "stream_entries", info.Length)
+}
+
+// keepPlace sets the reader's count of entries read in a data set cut short by a failover: those up to its last
+// ID. The entries after it were written since the failover (their IDs are newer than any entry written before).
+func (r *streamReader) keepPlace(info rdb.StreamInfo) {
+	if info.Added < 0 {
+		r.pos = -1
+		return
+	}
+	if compareIDs(info.LastID, r.lastID) <= 0 {
+		r.pos = info.Added
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, r.a.opts.RequestsTimeout)
+	defer cancel()
+	// Up to info.LastID: the entries added since XINFO STREAM are not in info.Added either.
+	after, err := r.a.client.XRange(ctx, r.stream, "("+r.lastID, info.LastID, maxGapScan)
+	if err != nil || len(after) == maxGapScan {
+		r.pos = -1 // unknown: no entries-added accounting in this data set
+		return
+	}
+	r.pos = info.Added - int64(len(after))
 }
 
 // resolveGaps counts at once, when the new data set is still whole (nothing trimmed), the entries each armed
@@ -399,7 +468,7 @@ func (r *streamReader) resolveGaps(info rdb.StreamInfo) {
 	var lost int64
 	for _, e := range entries {
 		writer, n, ok := wire.ParseSeq(e.Fields[wire.SeqField])
-		if s := r.writers[writer]; ok && s != nil && s.armed {
+		if s := r.writers[writer]; ok && s != nil && s.armed && n > s.last {
 			s.armed = false
 			r.armed--
 			if base := max(s.last, s.floor); n > base+1 {

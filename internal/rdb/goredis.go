@@ -17,6 +17,7 @@ import (
 // GoRedis serves Client with a go-redis v9 standalone (*redis.Client) or cluster (*redis.ClusterClient) client.
 type GoRedis struct {
 	client  redis.UniversalClient
+	cluster *redis.ClusterClient // client, when it is a cluster client
 	sharded bool
 }
 
@@ -29,11 +30,33 @@ func NewGoRedis(client redis.UniversalClient, sharded bool) (*GoRedis, error) {
 	default:
 		return nil, fmt.Errorf("rdb: unsupported go-redis client type %T (want *redis.Client or *redis.ClusterClient)", client)
 	}
-	return &GoRedis{client: client, sharded: sharded}, nil
+	cc, _ := client.(*redis.ClusterClient)
+	return &GoRedis{client: client, cluster: cc, sharded: sharded}, nil
+}
+
+// failed passes err through, and when it says that a cluster node could not be reached or could not serve (a
+// master killed, CLUSTERDOWN during a failover), asks the cluster client to reload its slot map. go-redis reloads
+// it on MOVED and READONLY replies, and otherwise only every ClusterStateReloadInterval (60 s by default): after a
+// master died and its replica took over, its commands would go on dialing the dead master until then, and every
+// write held meanwhile would wait (or be dropped after MaxOutage). The reload runs in the background, at most one
+// at a time (go-redis coalesces the requests).
+func (g *GoRedis) failed(err error) error {
+	if g.cluster != nil && Unavailable(err) && !errors.Is(err, context.Canceled) {
+		g.cluster.ReloadState(context.Background())
+	}
+	return err
 }
 
 // Batch implements Client.
 func (g *GoRedis) Batch(ctx context.Context, batch []*Op) {
+	defer func() {
+		for _, op := range batch {
+			if op.Err != nil {
+				_ = g.failed(op.Err)
+				return
+			}
+		}
+	}()
 	if len(batch) == 1 {
 		g.do(ctx, g.client, batch[0]).Result()
 		return
@@ -92,7 +115,7 @@ func (g *GoRedis) XRange(ctx context.Context, stream, start, end string, count i
 		msgs, err = g.client.XRange(ctx, stream, start, end).Result()
 	}
 	if err != nil {
-		return nil, err
+		return nil, g.failed(err)
 	}
 	return toEntries(msgs, nil), nil
 }
@@ -101,7 +124,7 @@ func (g *GoRedis) XRange(ctx context.Context, stream, start, end string, count i
 func (g *GoRedis) LastID(ctx context.Context, stream string) (string, error) {
 	msgs, err := g.client.XRevRangeN(ctx, stream, "+", "-", 1).Result()
 	if err != nil {
-		return "", err
+		return "", g.failed(err)
 	}
 	if len(msgs) == 0 {
 		return "0-0", nil
@@ -116,7 +139,7 @@ func (g *GoRedis) StreamInfo(ctx context.Context, stream string) (StreamInfo, er
 		if strings.Contains(err.Error(), "no such key") {
 			return StreamInfo{LastID: "0-0", FirstID: "0-0"}, nil
 		}
-		return StreamInfo{}, err
+		return StreamInfo{}, g.failed(err)
 	}
 	out := StreamInfo{LastID: info.LastGeneratedID, FirstID: info.FirstEntry.ID, Length: info.Length, Added: info.EntriesAdded}
 	if out.FirstID == "" {
@@ -131,9 +154,9 @@ func (g *GoRedis) StreamInfo(ctx context.Context, stream string) (StreamInfo, er
 // Publish implements Client.
 func (g *GoRedis) Publish(ctx context.Context, channel string, payload []byte) error {
 	if g.sharded {
-		return g.client.SPublish(ctx, channel, payload).Err()
+		return g.failed(g.client.SPublish(ctx, channel, payload).Err())
 	}
-	return g.client.Publish(ctx, channel, payload).Err()
+	return g.failed(g.client.Publish(ctx, channel, payload).Err())
 }
 
 // NumSub implements Client.
@@ -167,7 +190,7 @@ func (g *GoRedis) NumSub(ctx context.Context, channel string) (int64, error) {
 
 // Set implements Client.
 func (g *GoRedis) Set(ctx context.Context, key, value string, ttl time.Duration) error {
-	return g.client.Set(ctx, key, value, ttl).Err()
+	return g.failed(g.client.Set(ctx, key, value, ttl).Err())
 }
 
 // Epoch implements Client.
@@ -176,7 +199,7 @@ func (g *GoRedis) Epoch(ctx context.Context, key, value string) (string, error) 
 	if errors.Is(err, redis.Nil) {
 		return value, nil
 	}
-	return old, err
+	return old, g.failed(err)
 }
 
 // GetDel implements Client.
@@ -202,7 +225,7 @@ func (g *GoRedis) GetDel(ctx context.Context, key string) (string, bool, error) 
 		v, err = get.Result()
 	}
 	if err != nil {
-		return "", false, err
+		return "", false, g.failed(err)
 	}
 	return v, true, nil
 }
@@ -226,7 +249,7 @@ func (g *GoRedis) NewReader(skip SkipFunc) (Reader, error) {
 		o := *c.Options()
 		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = 1, 0, 1, 0
 		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-		return &goRedisReader{client: redis.NewClusterClient(&o), skip: skip}, nil
+		return &goRedisReader{client: redis.NewClusterClient(&o), skip: skip, clusterOptions: &o}, nil
 	}
 	return nil, fmt.Errorf("rdb: unsupported client %T", g.client)
 }
@@ -245,6 +268,12 @@ type goRedisReader struct {
 	verified   time.Time              // when the master was last asked for; read goroutine only
 	mu         sync.Mutex             // guards client and isClosed for the reconnection
 	isClosed   bool
+
+	// A reader of a cluster client only: its options, to start over with a new client (and a fresh slot map) when
+	// a read fails because a node could not be reached or serve. Its client, a duplicate of the caller's, does not
+	// learn that a dead master's replica took over its slots until it reloads its slot map (every 60 s, or on a
+	// MOVED reply, which a dead master never sends).
+	clusterOptions *redis.ClusterOptions
 }
 
 // failoverAddr is the Addr that go-redis gives the options of a failover client.
@@ -315,11 +344,19 @@ func (r *goRedisReader) Read(ctx context.Context, stream, lastID string, count i
 		client = r.client
 		r.mu.Unlock()
 	}
+	if r.clusterOptions != nil {
+		r.mu.Lock()
+		client = r.client
+		r.mu.Unlock()
+	}
 	res, err := client.XRead(ctx, &redis.XReadArgs{Streams: []string{stream, lastID}, Count: count, Block: block}).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
 	if err != nil {
+		if r.clusterOptions != nil && ctx.Err() == nil && Unavailable(err) {
+			r.renew(client)
+		}
 		return nil, err
 	}
 	if len(res) == 1 {
@@ -330,6 +367,20 @@ func (r *goRedisReader) Read(ctx context.Context, stream, lastID string, count i
 		out = append(out, toEntries(s.Messages, r.skip)...)
 	}
 	return out, nil
+}
+
+// renew replaces the reader's cluster client, when it is still old, with a new one: its first command loads the
+// slot map afresh.
+func (r *goRedisReader) renew(old redis.UniversalClient) {
+	r.mu.Lock()
+	if r.isClosed || r.client != old {
+		r.mu.Unlock()
+		return
+	}
+	o := *r.clusterOptions
+	r.client = redis.NewClusterClient(&o)
+	r.mu.Unlock()
+	_ = old.Close()
 }
 
 func (r *goRedisReader) Close() error {

@@ -199,9 +199,11 @@ func (r *Rueidis) LastID(ctx context.Context, stream string) (string, error) {
 	return msgs[0].ID, nil
 }
 
-// StreamInfo implements Client.
+// StreamInfo implements Client. XINFO STREAM is built as an arbitrary command so that it is not marked read-only:
+// rueidis retries a read-only command after a connection error or CLUSTERDOWN until its context ends, and a reader
+// must see that Redis failed to answer (a failover may have cost entries that nothing else tells about).
 func (r *Rueidis) StreamInfo(ctx context.Context, stream string) (StreamInfo, error) {
-	info, err := r.client.Do(ctx, r.client.B().XinfoStream().Key(stream).Build().Pin()).AsMap()
+	info, err := r.client.Do(ctx, r.client.B().Arbitrary("XINFO", "STREAM").Keys(stream).Build().Pin()).AsMap()
 	if err != nil {
 		if strings.Contains(err.Error(), "no such key") {
 			return StreamInfo{LastID: "0-0", FirstID: "0-0"}, nil
@@ -584,7 +586,12 @@ func (p *rueidisPubSub) run() {
 		if len(channels) > 0 {
 			// Returns once Redis confirmed the first channel; onSubscription sees every confirmation.
 			ctx, cancel := context.WithTimeout(p.ctx, rueidisResubscribeTimeout)
-			err = dc.Do(ctx, p.subscribeCmd(dc, channels)).Error()
+			if p.s.r.cluster && !p.s.r.sharded {
+				err = pinToMaster(ctx, dc, channels[0])
+			}
+			if err == nil {
+				err = dc.Do(ctx, p.subscribeCmd(dc, channels)).Error()
+			}
 			cancel()
 		}
 		up := time.Now()
@@ -621,6 +628,19 @@ func (p *rueidisPubSub) run() {
 			t.Stop()
 		}
 	}
+}
+
+// pinToMaster makes a dedicated cluster connection, before its first command, the one to the master of key's slot
+// (a PING whose argument rueidis routes as a key; Redis does not take it for one). A SUBSCRIBE alone would go to any
+// node the client ever knew, the seed addresses included: a replica that a client left out of its view of the
+// cluster (rueidis leaves out replicas that have replicated nothing yet, and a failover changes the view) would
+// hold a subscriber that such a client's NumSub never counts. Masters are in every client's view, as go-redis's
+// subscribers are on the master of their channel's slot.
+func pinToMaster(ctx context.Context, dc rueidis.DedicatedClient, key string) error {
+	if err := dc.Do(ctx, dc.B().Arbitrary("PING").Keys(key).Build().Pin()).Error(); err != nil {
+		return fmt.Errorf("rdb: ping before subscribe: %w", err)
+	}
+	return nil
 }
 
 // onMessage runs on the connection's read goroutine: it only queues. A full queue blocks the reads (Redis keeps

@@ -221,6 +221,73 @@ func TestCluster(t *testing.T) {
 	}
 }
 
+func TestClusterReplicasFailover(t *testing.T) {
+	start := time.Now()
+	c := StartClusterT(t, ClusterOptions{Replicas: 1, NodeTimeout: time.Second})
+	t.Logf("3 masters + 3 replicas ready in %v", time.Since(start))
+	if len(c.Nodes()) != 6 {
+		t.Fatalf("Nodes() has %d, want 6", len(c.Nodes()))
+	}
+	ctx := context.Background()
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	defer rdb.Close()
+	if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	sh, err := c.ShardOf("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sh.Master == nil || len(sh.Replicas) != 1 {
+		t.Fatalf("ShardOf(k) = %+v, want a master and 1 replica", sh)
+	}
+
+	// Graceful: the replica takes over, the old master replicates it, nothing is lost.
+	start = time.Now()
+	if err := c.Failover(sh.Replicas[0], 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("CLUSTER FAILOVER done in %v", time.Since(start))
+	after, err := c.ShardOf("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Master != sh.Replicas[0] || len(after.Replicas) != 1 || after.Replicas[0] != sh.Master {
+		t.Fatalf("after failover: master %s replicas %v, want the roles swapped", after.Master.Addr(), after.Replicas)
+	}
+	if v, err := rdb.Get(ctx, "k").Result(); err != nil || v != "v" {
+		t.Fatalf("GET k after failover = %q, %v", v, err)
+	}
+
+	// Hard: the master is killed, its replica is promoted after the node timeout.
+	start = time.Now()
+	master, replica := after.Master, after.Replicas[0]
+	if err := master.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitPromoted(replica, 0, master); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("replica promoted %v after its master was killed", time.Since(start))
+	// A new client: go-redis's own keeps dialing the dead master until it reloads the slot map (every 60 s, or
+	// after a MOVED).
+	fresh := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{replica.Addr()}})
+	defer fresh.Close()
+	if v, err := fresh.Get(ctx, "k").Result(); err != nil || v != "v" {
+		t.Fatalf("GET k after the master was killed = %q, %v", v, err)
+	}
+	// Restarted empty, the old master rejoins as a replica of the new one.
+	if err := master.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitHealthy(0); err != nil {
+		t.Fatal(err)
+	}
+	if sh, err := c.ShardOf("k"); err != nil || sh.Master != replica || len(sh.Replicas) != 1 || sh.Replicas[0] != master {
+		t.Fatalf("after the restart: %+v, %v", sh, err)
+	}
+}
+
 func TestClusterTooSmall(t *testing.T) {
 	Require(t)
 	if _, err := StartCluster(ClusterOptions{Masters: 2}); err == nil {

@@ -289,6 +289,8 @@ func (s *Server) args() []string {
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(s.dir, "nodes.conf"),
 			"--cluster-node-timeout", strconv.FormatInt(s.cluster.nodeTimeout.Milliseconds(), 10),
+			// A replica's first (diskless) sync starts at once, not after the default 5 s delay.
+			"--repl-diskless-sync-delay", "0",
 		)
 	}
 	return append(args, s.opts.ExtraArgs...)
