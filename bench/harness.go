@@ -58,7 +58,7 @@ type config struct {
 	// GoServer returns the command line of a Go server process for an adapter ("goredis", "rueidis", "zishang").
 	GoServer func(adapter, redisAddr string) []string
 	// ProfileRate, when > 0, takes a CPU profile of the Go servers A and B during the measured window of the ladder
-	// step at that rate, into ProfileDir.
+	// step at that rate, and of B during the fan-out, into ProfileDir.
 	ProfileRate float64
 	ProfileDir  string
 
@@ -602,7 +602,18 @@ func (h *harness) fanout(ctx context.Context, cl *cluster, out *sysResult) error
 	before := cnt.load()
 	pids := map[string]int{"B": cl.b.pid(), "harness": selfPid(), "redis": h.redis.Pid(), "A": cl.a.pid(), "C": cl.c.pid()}
 	s1 := sampleCPU(pids)
-	if err := cl.a.call(ctx, "ladder", map[string]any{"rate": cfg.FanoutRate, "dur_ms": cfg.FanoutDur.Milliseconds(), "warm_ms": 0, "base": base + 1<<19}, &lr); err != nil {
+	var profiled sync.WaitGroup
+	if cfg.ProfileRate > 0 && cl.sys != "node" {
+		file := filepath.Join(cfg.ProfileDir, fmt.Sprintf("%s-rep%d-fanout-B.pprof", cl.sys, out.Rep))
+		profiled.Go(func() {
+			if err := cl.b.profile(ctx, cfg.FanoutDur, file); err != nil {
+				cfg.logf("%s: CPU profile of B during fan-out: %v", cl.sys, err)
+			}
+		})
+	}
+	err = cl.a.call(ctx, "ladder", map[string]any{"rate": cfg.FanoutRate, "dur_ms": cfg.FanoutDur.Milliseconds(), "warm_ms": 0, "base": base + 1<<19}, &lr)
+	profiled.Wait()
+	if err != nil {
 		return err
 	}
 	want = lr.Sent * int64(n)
