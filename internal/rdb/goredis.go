@@ -306,8 +306,6 @@ type goRedisReader struct {
 	client redis.UniversalClient
 	skip   SkipFunc
 	closed sync.Once
-	full   bool // the last Read returned count entries; read goroutine only
-	raw    int  // reads served by parseXRead (for tests); read goroutine only
 
 	// A reader of a failover client (redis.NewFailoverClient) only: go-redis moves the caller's client to the new
 	// master when Sentinel fails over, but not this duplicate, whose connection would go on reading the old master
@@ -388,40 +386,20 @@ func (r *goRedisReader) Read(ctx context.Context, stream, lastID string, count i
 		client = r.client
 		r.mu.Unlock()
 	}
-	if r.full && count > 0 {
-		// The last read was full, so more entries are likely waiting: read them without BLOCK, as raw RESP, and
-		// parse only what is needed (a server's own entries are most of its stream under load; go-redis would
-		// build a map of boxed strings for each). Anything unexpected (an error reply, say a cluster
-		// redirection) is read again the usual way.
-		raw := redis.NewRawCmd(ctx, "xread", "count", count, "streams", stream, lastID)
-		raw.SetFirstKeyPos(4)
-		if err := client.Process(ctx, raw); err == nil {
-			if entries, ok := parseXRead(raw.Val(), r.skip); ok {
-				r.raw++
-				r.full = int64(len(entries)) >= count
-				return entries, nil
-			}
-		} else if ctx.Err() != nil {
-			return nil, err
-		}
-	}
 	res, err := client.XRead(ctx, &redis.XReadArgs{Streams: []string{stream, lastID}, Count: count, Block: block}).Result()
-	r.full = false
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	var out []Entry
 	if len(res) == 1 {
-		out = toEntries(res[0].Messages, r.skip)
-	} else {
-		for _, s := range res {
-			out = append(out, toEntries(s.Messages, r.skip)...)
-		}
+		return toEntries(res[0].Messages, r.skip), nil
 	}
-	r.full = count > 0 && int64(len(out)) >= count
+	var out []Entry
+	for _, s := range res {
+		out = append(out, toEntries(s.Messages, r.skip)...)
+	}
 	return out, nil
 }
 
