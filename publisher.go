@@ -47,8 +47,10 @@ type publisher struct {
 	bytes    int64             // size of queue and inflight
 	outage   bool              // the last round trip failed for want of Redis: writes are held
 	seqs     map[string]uint64 // per stream: the last sequence number given; writer goroutine only
-	wake     chan struct{}     // capacity 1: the writer goroutine has work
-	space    *gate             // what senders waiting for room wait on; replaced when released
+	seqBuf   []byte            // number's scratch; writer goroutine only
+	seqEnds  []int
+	wake     chan struct{} // capacity 1: the writer goroutine has work
+	space    *gate         // what senders waiting for room wait on; replaced when released
 	done     chan struct{}
 
 	// The bound on a sender's wait for room: one timer for every waiting sender, armed for the earliest
@@ -303,9 +305,9 @@ func (p *publisher) run() {
 			continue
 		}
 		ops = ops[:0]
+		p.number(batch)
 		for _, w := range batch {
 			w.ID, w.Err = "", nil
-			p.number(w)
 			ops = append(ops, &w.Op)
 		}
 		ctx, cancel := context.WithTimeout(p.ctx, p.timeout)
@@ -353,15 +355,34 @@ func (p *publisher) run() {
 	}
 }
 
-// number gives a stream write its sequence number when it is first sent: in the order of the stream, so that a
-// repeat never has a higher number than what followed it. Writes dropped before they were sent leave no gap.
-func (p *publisher) number(w *write) {
-	if w.Stream == "" || w.numbered {
+// number gives the stream writes of batch that have none their sequence number: in the order of the stream, so
+// that a repeat never has a higher number than what followed it. Writes dropped before they were sent leave no gap.
+// The numbers' text is built in one buffer and made one string, which every write's value is a part of.
+func (p *publisher) number(batch []*write) {
+	buf, ends := p.seqBuf[:0], p.seqEnds[:0]
+	for _, w := range batch {
+		if w.Stream == "" || w.numbered {
+			continue
+		}
+		n := p.seqs[w.Stream] + 1
+		p.seqs[w.Stream] = n
+		buf = wire.AppendSeq(buf, p.writer, n)
+		ends = append(ends, len(buf))
+	}
+	p.seqBuf, p.seqEnds = buf, ends
+	if len(ends) == 0 {
 		return
 	}
-	p.seqs[w.Stream]++
-	w.Fields = append(w.Fields, wire.SeqField, wire.FormatSeq(p.writer, p.seqs[w.Stream]))
-	w.numbered = true
+	text, i, start := string(buf), 0, 0
+	for _, w := range batch {
+		if w.Stream == "" || w.numbered {
+			continue
+		}
+		w.Fields = append(w.Fields, wire.SeqField, text[start:ends[i]])
+		w.numbered = true
+		start = ends[i]
+		i++
+	}
 }
 
 // renumber takes its number back from a held write when a later write of the same stream in the same round trip
