@@ -39,6 +39,14 @@ func (g *GoRedis) Batch(ctx context.Context, batch []*Op) {
 		g.do(ctx, g.client, batch[0], &b).Result()
 		return
 	}
+	// The arguments of every XADD of the batch share one slice.
+	n := 0
+	for _, op := range batch {
+		if op.Channel == "" {
+			n += xaddArgs(op)
+		}
+	}
+	b.args = make([]any, 0, n)
 	pipe := g.client.Pipeline()
 	cmds := make([]result, len(batch))
 	for i, op := range batch {
@@ -68,10 +76,15 @@ func (g *GoRedis) do(ctx context.Context, c processor, op *Op, b *boxes) result 
 		return result{cmd, op}
 	}
 	// What XAdd with XAddArgs sends, built here: XAdd boxes every argument into an interface (an allocation each)
-	// and grows its argument slice; the stream, the trimming threshold, the field names and the uid and nsp values
-	// are the same for every write of a batch, so they are boxed once.
-	args := make([]any, 0, 6+len(op.Fields))
-	args = append(args, "xadd", b.box(op.Stream))
+	// and grows an argument slice of its own; here the stream, the trimming threshold, the field names and the uid,
+	// nsp and type values, the same for most writes of a batch, are boxed once, and the arguments are taken from
+	// the batch's slice (b.args) while it has room.
+	start := len(b.args)
+	if cap(b.args)-start < xaddArgs(op) {
+		b.args = make([]any, 0, xaddArgs(op))
+		start = 0
+	}
+	args := append(b.args, "xadd", b.box(op.Stream))
 	if op.MaxLen > 0 {
 		args = append(args, "maxlen", "~", b.maxLen(op.MaxLen))
 	}
@@ -87,10 +100,14 @@ func (g *GoRedis) do(ctx context.Context, c processor, op *Op, b *boxes) result 
 		}
 		args = append(args, fieldName(name), v)
 	}
-	cmd := redis.NewStringCmd(ctx, args...)
+	b.args = args
+	cmd := redis.NewStringCmd(ctx, args[start:len(args):len(args)]...)
 	_ = c.Process(ctx, cmd)
 	return result{cmd, op}
 }
+
+// xaddArgs is the number of arguments of op's XADD.
+func xaddArgs(op *Op) int { return 6 + len(op.Fields)&^1 }
 
 // fieldName boxes a stream field name: the adapter's own names without an allocation.
 func fieldName(name string) any {
@@ -111,6 +128,7 @@ func fieldName(name string) any {
 
 // boxes keeps the strings of one batch that repeat from write to write, boxed once.
 type boxes struct {
+	args   []any // room for the arguments of the batch's XADDs
 	n      int
 	s      [6]string
 	v      [6]any
