@@ -138,11 +138,15 @@ func BenchmarkLocalBroadcastNoSockets(b *testing.B) {
 	n := benchNode(b, familyGoRedis, false, nil)
 	payload := map[string]any{"t": 1795610928405, "s": 12345, "pad": strings.Repeat("x", 150)}
 	b.ReportAllocs()
+	cpu0 := processCPU()
 	for b.Loop() {
 		n.Nsp().Emit("ev", payload)
 	}
 	if _, err := n.parent.pub.do(b.Context(), rdb.Op{Channel: "bench-barrier", Payload: []byte("x")}); err != nil {
 		b.Fatal(err)
+	}
+	if cpu := processCPU() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 	}
 }
 

@@ -173,6 +173,7 @@ func BenchmarkPublish(b *testing.B) {
 					var next atomic.Int64
 					var wg sync.WaitGroup
 					b.ResetTimer()
+					cpu0 := processCPU()
 					for range g {
 						wg.Go(func() {
 							for next.Add(1) <= int64(b.N) {
@@ -186,6 +187,9 @@ func BenchmarkPublish(b *testing.B) {
 						b.Fatal(err)
 					}
 					b.StopTimer()
+					if cpu := processCPU() - cpu0; cpu > 0 {
+						b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+					}
 					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 					if st := n.parent.Stats(); st.PublishErrors != 0 {
 						b.Fatalf("%d publish errors", st.PublishErrors)

@@ -47,9 +47,16 @@ type publisher struct {
 	bytes    int64             // size of queue and inflight
 	outage   bool              // the last round trip failed for want of Redis: writes are held
 	seqs     map[string]uint64 // per stream: the last sequence number given; writer goroutine only
-	wake     chan struct{}     // capacity 1: the writer goroutine has work
-	space    chan struct{}     // closed (and replaced) when senders waiting for room may go on
+	seqBuf   []byte            // number's scratch; writer goroutine only
+	seqEnds  []int
+	wake     chan struct{} // capacity 1: the writer goroutine has work
+	space    *gate         // what senders waiting for room wait on; replaced when released
 	done     chan struct{}
+
+	// The bound on a sender's wait for room: one timer for every waiting sender, armed for the earliest
+	// deadline of the senders waiting on the current gate (timerAt, zero when not armed).
+	spaceTimer *time.Timer
+	timerAt    time.Time
 
 	// Incident accounting. outageStart and dropped are guarded by mu (send drops too); the others belong to the
 	// writer goroutine.
@@ -90,13 +97,26 @@ func newPublisher(client rdb.Client, o publisherOptions, report func(*rdb.Op, bo
 		writer:    randomID(),
 		seqs:      map[string]uint64{},
 		wake:      make(chan struct{}, 1),
-		space:     make(chan struct{}),
+		space:     newGate(),
 		done:      make(chan struct{}),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.spaceTimer = time.AfterFunc(time.Hour, p.waitBound)
+	p.spaceTimer.Stop()
 	go p.run()
 	return p
 }
+
+// gate is what senders waiting for room in the queue wait on. It is closed, and replaced, when they may go on:
+// because the writer goroutine took writes (they check for room again), or because one of them has waited its
+// bound (forced: they all go on past softCap).
+type gate struct {
+	ch     chan struct{}
+	since  time.Time // when the earliest of the sends waiting on it began; zero while nobody waits
+	forced bool
+}
+
+func newGate() *gate { return &gate{ch: make(chan struct{})} }
 
 // maxSendWait bounds how long send waits for room in the queue.
 const maxSendWait = 500 * time.Millisecond
@@ -111,22 +131,14 @@ func (p *publisher) send(w *write) error {
 		w.size += int64(len(f))
 	}
 	p.mu.Lock()
-	var timer *time.Timer
 	for !p.closed && !p.outage && len(p.queue) >= p.softCap {
-		if timer == nil {
-			timer = time.NewTimer(min(p.timeout, maxSendWait))
-			defer timer.Stop()
-		}
-		space := p.space
+		g := p.waitLocked(w.queued)
 		p.mu.Unlock()
-		select {
-		case <-space:
-			p.mu.Lock()
-			continue
-		case <-timer.C:
-		}
+		<-g.ch
 		p.mu.Lock()
-		break
+		if g.forced {
+			break
+		}
 	}
 	if p.closed {
 		p.mu.Unlock()
@@ -231,10 +243,45 @@ func (p *publisher) take(batch []*write) []*write {
 	return batch
 }
 
+// waitLocked registers a send that began at start and waits for room: it returns the gate to wait on, and makes
+// sure that the gate is forced open once the send has waited min(timeout, maxSendWait). One timer serves every
+// waiting send (a timer per send costs more than the rest of the wait under steady backpressure).
+func (p *publisher) waitLocked(start time.Time) *gate {
+	g := p.space
+	if g.since.IsZero() || start.Before(g.since) {
+		g.since = start
+	}
+	if deadline := start.Add(min(p.timeout, maxSendWait)); p.timerAt.IsZero() || deadline.Before(p.timerAt) {
+		p.timerAt = deadline
+		p.spaceTimer.Reset(time.Until(deadline))
+	}
+	return g
+}
+
+// waitBound runs when the earliest waiting send may have waited its bound: the current gate is forced open if it
+// has, and the timer armed again for the rest of its wait if not.
+func (p *publisher) waitBound() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.timerAt = time.Time{}
+	g := p.space
+	if g.since.IsZero() {
+		return // nobody waits; the next waiting send arms the timer again
+	}
+	deadline := g.since.Add(min(p.timeout, maxSendWait))
+	if d := time.Until(deadline); d > 0 {
+		p.timerAt = deadline
+		p.spaceTimer.Reset(d)
+		return
+	}
+	g.forced = true
+	p.releaseLocked()
+}
+
 // releaseLocked lets the senders waiting for room go on.
 func (p *publisher) releaseLocked() {
-	close(p.space)
-	p.space = make(chan struct{})
+	close(p.space.ch)
+	p.space = newGate()
 }
 
 func (p *publisher) run() {
@@ -258,9 +305,9 @@ func (p *publisher) run() {
 			continue
 		}
 		ops = ops[:0]
+		p.number(batch)
 		for _, w := range batch {
 			w.ID, w.Err = "", nil
-			p.number(w)
 			ops = append(ops, &w.Op)
 		}
 		ctx, cancel := context.WithTimeout(p.ctx, p.timeout)
@@ -308,15 +355,34 @@ func (p *publisher) run() {
 	}
 }
 
-// number gives a stream write its sequence number when it is first sent: in the order of the stream, so that a
-// repeat never has a higher number than what followed it. Writes dropped before they were sent leave no gap.
-func (p *publisher) number(w *write) {
-	if w.Stream == "" || w.numbered {
+// number gives the stream writes of batch that have none their sequence number: in the order of the stream, so
+// that a repeat never has a higher number than what followed it. Writes dropped before they were sent leave no gap.
+// The numbers' text is built in one buffer and made one string, which every write's value is a part of.
+func (p *publisher) number(batch []*write) {
+	buf, ends := p.seqBuf[:0], p.seqEnds[:0]
+	for _, w := range batch {
+		if w.Stream == "" || w.numbered {
+			continue
+		}
+		n := p.seqs[w.Stream] + 1
+		p.seqs[w.Stream] = n
+		buf = wire.AppendSeq(buf, p.writer, n)
+		ends = append(ends, len(buf))
+	}
+	p.seqBuf, p.seqEnds = buf, ends
+	if len(ends) == 0 {
 		return
 	}
-	p.seqs[w.Stream]++
-	w.Fields = append(w.Fields, wire.SeqField, wire.FormatSeq(p.writer, p.seqs[w.Stream]))
-	w.numbered = true
+	text, i, start := string(buf), 0, 0
+	for _, w := range batch {
+		if w.Stream == "" || w.numbered {
+			continue
+		}
+		w.Fields = append(w.Fields, wire.SeqField, text[start:ends[i]])
+		w.numbered = true
+		start = ends[i]
+		i++
+	}
 }
 
 // renumber takes its number back from a held write when a later write of the same stream in the same round trip
@@ -467,5 +533,6 @@ func (p *publisher) close(ctx context.Context) error {
 	}
 	p.cancel()
 	<-p.done // prompt: round trips and pauses end with p.ctx
+	p.spaceTimer.Stop()
 	return err
 }

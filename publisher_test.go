@@ -279,3 +279,56 @@ func TestUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// stuckRedis never answers a batch until its context ends: Redis reachable but not keeping up.
+type stuckRedis struct {
+	rdb.Client
+	batches chan int
+}
+
+func (s *stuckRedis) Batch(ctx context.Context, ops []*rdb.Op) {
+	s.batches <- len(ops)
+	<-ctx.Done()
+	for _, op := range ops {
+		op.Err = ctx.Err()
+	}
+}
+
+// A sender waits for room in a full queue only so long (min(timeout, maxSendWait)), then queues past the soft cap;
+// every waiting sender is bounded, including those that start waiting after others were let go.
+func TestPublisherBoundsTheWaitForRoom(t *testing.T) {
+	s := &stuckRedis{batches: make(chan int, 100)}
+	p := newPublisher(s, publisherOptions{maxBatch: 2, timeout: time.Minute, maxOutage: time.Hour, maxHeld: 1 << 30,
+		log: slog.New(slog.DiscardHandler)}, func(*rdb.Op, bool) {})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = p.close(ctx)
+	})
+	_ = p.fire(streamOp(0))
+	<-s.batches // the writer goroutine is stuck in this round trip from now on
+	for i := range p.softCap {
+		if err := p.fire(streamOp(1 + i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 3 {
+		var wg sync.WaitGroup
+		for i := range round + 1 {
+			wg.Go(func() { _ = p.fire(streamOp(1000*round + i)) })
+		}
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: senders still waiting for room while Redis does not answer", round)
+		}
+	}
+	if queued, _, _ := p.gauges(); queued != 1+p.softCap+1+2+3 {
+		t.Errorf("queued %d, want %d", queued, 1+p.softCap+6)
+	}
+	if len(s.batches) != 0 {
+		t.Error("the writer goroutine took another batch: the test did not fill the queue")
+	}
+}

@@ -58,7 +58,7 @@ type config struct {
 	// GoServer returns the command line of a Go server process for an adapter ("goredis", "rueidis", "zishang").
 	GoServer func(adapter, redisAddr string) []string
 	// ProfileRate, when > 0, takes a CPU profile of the Go servers A and B during the measured window of the ladder
-	// step at that rate, and of B during the fan-out, into ProfileDir.
+	// step at that rate, of B during the fan-out and of A during the publish path, into ProfileDir.
 	ProfileRate float64
 	ProfileDir  string
 
@@ -710,6 +710,16 @@ func (h *harness) publish(ctx context.Context, cl *cluster, out *sysResult) erro
 	s1 := sampleCPU(pids)
 	cctx, cancel := context.WithTimeout(ctx, cfg.PubDur+60*time.Second)
 	defer cancel()
+	var profiled sync.WaitGroup
+	if cfg.ProfileRate > 0 && cl.sys != "node" {
+		file := filepath.Join(cfg.ProfileDir, fmt.Sprintf("%s-rep%d-publish-A.pprof", cl.sys, h.rep))
+		profiled.Go(func() {
+			if err := cl.a.profile(cctx, cfg.PubDur, file); err != nil {
+				cfg.logf("%s: CPU profile of A (publish path): %v", cl.sys, err)
+			}
+		})
+	}
+	defer profiled.Wait()
 	var pr struct{ Emits int64 }
 	if err := cl.a.call(cctx, "publish", map[string]any{"emitters": cfg.PubEmitters, "dur_ms": cfg.PubDur.Milliseconds()}, &pr); err != nil {
 		return err

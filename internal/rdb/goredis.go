@@ -57,14 +57,23 @@ func (g *GoRedis) Batch(ctx context.Context, batch []*Op) {
 			}
 		}
 	}()
+	var b boxes
 	if len(batch) == 1 {
-		g.do(ctx, g.client, batch[0]).Result()
+		g.do(ctx, g.client, batch[0], &b).Result()
 		return
 	}
+	// The arguments of every XADD of the batch share one slice.
+	n := 0
+	for _, op := range batch {
+		if op.Channel == "" {
+			n += xaddArgs(op)
+		}
+	}
+	b.args = make([]any, 0, n)
 	pipe := g.client.Pipeline()
 	cmds := make([]result, len(batch))
 	for i, op := range batch {
-		cmds[i] = g.do(ctx, pipe, op)
+		cmds[i] = g.do(ctx, pipe, op, &b)
 	}
 	_, _ = pipe.Exec(ctx)
 	for _, r := range cmds {
@@ -72,8 +81,14 @@ func (g *GoRedis) Batch(ctx context.Context, batch []*Op) {
 	}
 }
 
+// processor is what do needs of a client or a pipeline.
+type processor interface {
+	redis.Cmdable
+	Process(ctx context.Context, cmd redis.Cmder) error
+}
+
 // do queues (on a pipeline) or runs one operation; for a direct call the result is stored in op.
-func (g *GoRedis) do(ctx context.Context, c redis.Cmdable, op *Op) result {
+func (g *GoRedis) do(ctx context.Context, c processor, op *Op, b *boxes) result {
 	if op.Channel != "" {
 		var cmd *redis.IntCmd
 		if g.sharded {
@@ -83,12 +98,86 @@ func (g *GoRedis) do(ctx context.Context, c redis.Cmdable, op *Op) result {
 		}
 		return result{cmd, op}
 	}
-	a := &redis.XAddArgs{Stream: op.Stream, ID: "*", Values: op.Fields}
-	if op.MaxLen > 0 {
-		a.MaxLen = op.MaxLen
-		a.Approx = true
+	// What XAdd with XAddArgs sends, built here: XAdd boxes every argument into an interface (an allocation each)
+	// and grows an argument slice of its own; here the stream, the trimming threshold, the field names and the uid,
+	// nsp and type values, the same for most writes of a batch, are boxed once, and the arguments are taken from
+	// the batch's slice (b.args) while it has room.
+	start := len(b.args)
+	if cap(b.args)-start < xaddArgs(op) {
+		b.args = make([]any, 0, xaddArgs(op))
+		start = 0
 	}
-	return result{c.XAdd(ctx, a), op}
+	args := append(b.args, "xadd", b.box(op.Stream))
+	if op.MaxLen > 0 {
+		args = append(args, "maxlen", "~", b.maxLen(op.MaxLen))
+	}
+	args = append(args, "*")
+	for i := 0; i+1 < len(op.Fields); i += 2 {
+		name, value := op.Fields[i], op.Fields[i+1]
+		var v any
+		switch name {
+		case "uid", "nsp", "type":
+			v = b.box(value)
+		default:
+			v = value
+		}
+		args = append(args, fieldName(name), v)
+	}
+	b.args = args
+	cmd := redis.NewStringCmd(ctx, args[start:len(args):len(args)]...)
+	_ = c.Process(ctx, cmd)
+	return result{cmd, op}
+}
+
+// xaddArgs is the number of arguments of op's XADD.
+func xaddArgs(op *Op) int { return 6 + len(op.Fields)&^1 }
+
+// fieldName boxes a stream field name: the adapter's own names without an allocation.
+func fieldName(name string) any {
+	switch name {
+	case "uid":
+		return "uid"
+	case "nsp":
+		return "nsp"
+	case "type":
+		return "type"
+	case "data":
+		return "data"
+	case "seq":
+		return "seq"
+	}
+	return name
+}
+
+// boxes keeps the strings of one batch that repeat from write to write, boxed once.
+type boxes struct {
+	args   []any // room for the arguments of the batch's XADDs
+	n      int
+	s      [6]string
+	v      [6]any
+	max    int64
+	maxBox any
+}
+
+func (b *boxes) box(s string) any {
+	for i := range b.n {
+		if b.s[i] == s {
+			return b.v[i]
+		}
+	}
+	var v any = s
+	if b.n < len(b.s) {
+		b.s[b.n], b.v[b.n] = s, v
+		b.n++
+	}
+	return v
+}
+
+func (b *boxes) maxLen(n int64) any {
+	if b.maxBox == nil || b.max != n {
+		b.max, b.maxBox = n, n
+	}
+	return b.maxBox
 }
 
 type result struct {

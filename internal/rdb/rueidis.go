@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -19,6 +20,8 @@ type Rueidis struct {
 	client  rueidis.Client
 	sharded bool
 	cluster bool
+
+	lastMaxLen atomic.Pointer[formatted] // the last XADD trimming threshold, formatted
 }
 
 var _ Client = (*Rueidis)(nil)
@@ -119,8 +122,9 @@ func (r *Rueidis) batch(ctx context.Context, batch []*Op) {
 
 func (r *Rueidis) multi(ctx context.Context, batch []*Op) {
 	cmds := make(rueidis.Commands, len(batch))
+	var scratch []string
 	for i, op := range batch {
-		cmds[i] = r.build(op)
+		cmds[i], scratch = r.buildWith(op, scratch)
 	}
 	for i, res := range r.client.DoMulti(ctx, cmds...) {
 		batch[i].fill(res)
@@ -129,29 +133,44 @@ func (r *Rueidis) multi(ctx context.Context, batch []*Op) {
 
 // build turns an operation into its command: XADD, PUBLISH or SPUBLISH.
 func (r *Rueidis) build(op *Op) rueidis.Completed {
+	c, _ := r.buildWith(op, nil)
+	return c
+}
+
+// buildWith is build with a scratch slice for the arguments of an XADD, returned for the next call. An XADD is
+// built as an arbitrary command: the typed builder appends field by field, growing the command's slice several
+// times; here it grows once, to its final length. Commands are pinned: rueidis would otherwise recycle one
+// while a failed connection's writer may still read it.
+func (r *Rueidis) buildWith(op *Op, scratch []string) (rueidis.Completed, []string) {
 	b := r.client.B()
 	if op.Channel != "" {
 		if r.sharded {
-			return b.Spublish().Channel(op.Channel).Message(string(op.Payload)).Build().Pin()
+			return b.Spublish().Channel(op.Channel).Message(string(op.Payload)).Build().Pin(), scratch
 		}
-		return b.Publish().Channel(op.Channel).Message(string(op.Payload)).Build().Pin()
+		return b.Publish().Channel(op.Channel).Message(string(op.Payload)).Build().Pin(), scratch
 	}
-	key := b.Xadd().Key(op.Stream)
+	args := scratch[:0]
 	if op.MaxLen > 0 {
-		return xaddFields(key.Maxlen().Almost().Threshold(strconv.FormatInt(op.MaxLen, 10)).Id("*").FieldValue(), op.Fields)
+		args = append(args, "MAXLEN", "~", r.maxLen(op.MaxLen))
 	}
-	return xaddFields(key.Id("*").FieldValue(), op.Fields)
+	args = append(args, "*")
+	args = append(args, op.Fields[:len(op.Fields)&^1]...)
+	return b.Arbitrary("XADD").Keys(op.Stream).Args(args...).Build().Pin(), args
 }
 
-// xaddFields appends field/value pairs to an XADD (the builder's step type is not exported).
-func xaddFields[T interface {
-	FieldValue(field, value string) T
-	Build() rueidis.Completed
-}](fv T, fields []string) rueidis.Completed {
-	for i := 0; i+1 < len(fields); i += 2 {
-		fv = fv.FieldValue(fields[i], fields[i+1])
+// maxLen formats a trimming threshold, reusing the last one: it is the same for every write.
+func (r *Rueidis) maxLen(n int64) string {
+	if p := r.lastMaxLen.Load(); p != nil && p.n == n {
+		return p.s
 	}
-	return fv.Build().Pin()
+	s := strconv.FormatInt(n, 10)
+	r.lastMaxLen.Store(&formatted{n, s})
+	return s
+}
+
+type formatted struct {
+	n int64
+	s string
 }
 
 // fill copies a finished command's outcome into its operation.

@@ -16,6 +16,13 @@ func FormatSeq(writer string, n uint64) string {
 	return writer + ":" + strconv.FormatUint(n, 10)
 }
 
+// AppendSeq appends the value of SeqField to b.
+func AppendSeq(b []byte, writer string, n uint64) []byte {
+	b = append(b, writer...)
+	b = append(b, ':')
+	return strconv.AppendUint(b, n, 10)
+}
+
 // ParseSeq splits a SeqField value; ok is false when it is malformed (then the entry is not deduplicated).
 func ParseSeq(v string) (writer string, n uint64, ok bool) {
 	i := strings.LastIndexByte(v, ':')
