@@ -49,6 +49,12 @@ type streamReader struct {
 	lastCheck  time.Time
 	checkDue   bool // check before the next XREAD (after an error, or a check that failed)
 	rearm      bool // Redis failed to answer: arm every writer at the next check that succeeds
+	// Entries missing from writers' numbering, seen since the last check while they were not armed. A check that
+	// finds a new data set counts them lost: entries of the new data set may be read before it is noticed (a Redis
+	// client that reconnects by itself does not fail the read; checks run every checkInterval), and the gap before
+	// them is what vanished. Any other check forgets them (trimmed entries are counted apart, dropped writes by
+	// their publisher).
+	gaps int64
 
 	failingSince atomic.Int64 // unix nanoseconds of the first of the current read failures; 0 when reading
 
@@ -242,7 +248,11 @@ func (r *streamReader) dedupe(entries []rdb.Entry) []rdb.Entry {
 			a.stats.duplicates.Add(1)
 			continue
 		}
-		if s.armed {
+		if !s.armed {
+			if base := max(s.last, s.floor); s.last > 0 && n > base+1 {
+				r.gaps += int64(n - base - 1) // the next check tells whether they vanished with Redis's data set
+			}
+		} else {
 			if base := max(s.last, s.floor); n > base+1 && s.last > 0 {
 				r.lose(int64(n-base-1), "entries vanished with Redis's data set (restart or failover) before this server read them")
 			}
@@ -342,7 +352,11 @@ func (r *streamReader) check() error {
 	}
 	if newData {
 		r.newDataSet(info, sameEpoch)
+		if r.gaps > 0 {
+			r.lose(r.gaps, "entries vanished with Redis's data set (restart or failover) before this server read them")
+		}
 	}
+	r.gaps = 0
 	r.checkDue = false
 	r.sinceCheck = r.sinceCheck[:0]
 

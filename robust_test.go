@@ -3,6 +3,7 @@ package redisstreams
 import (
 	"context"
 	"encoding/base64"
+	"maps"
 	"runtime"
 	"strings"
 	"testing"
@@ -334,5 +335,71 @@ func TestContextTimeoutsAdvice(t *testing.T) {
 			t.Errorf("%T: contextTimeouts = %v, want %v", c.client, got, c.want)
 		}
 		_ = c.client.Close()
+	}
+}
+
+// TestDataSetLostUnnoticedByReadsIsCounted: a Redis client that reconnects by itself (or a data set replaced under
+// a reader whose connection never broke) lets the reader read the new data set before any check notices it. The
+// gap that a writer's numbering shows then is what vanished with the old data set, and must be counted when the
+// check finds the new data set. Here the loss is made by hand: a transaction deletes the stream and its epoch key
+// and adds the writer's entry 5 while entries 3 and 4 were never read.
+func TestDataSetLostUnnoticedByReadsIsCounted(t *testing.T) {
+	for _, family := range []string{familyGoRedis, familyRueidis} {
+		t.Run(family, func(t *testing.T) {
+			requireRedis(t)
+			cfg := config{family: family}
+			prefix := "t" + randomID()
+			var adapters []*Adapter
+			for range 2 {
+				a, _, err := cfg.newAdapterOn(t, []string{standalone.Addr()}, Options{StreamName: prefix, ChannelPrefix: prefix,
+					BlockTime: 200 * time.Millisecond, Logger: testLogger(t)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				adapters = append(adapters, a)
+			}
+			nodes := startClusterWithAdapters(t, adapters)
+			c := nodes[1].connect(t, clientOpts{}, "test")
+			rc := configs[0].newClient(t)
+			ctx := t.Context()
+			stream := nodes[0].nsp(t, "/").stream
+
+			// A real entry of node 0 is the model of the hand-made writer's entries.
+			nodes[0].io.Emit("test", "model")
+			c.expect(t, "test")
+			msgs, err := rc.XRange(ctx, stream, "-", "+").Result()
+			if err != nil || len(msgs) != 1 {
+				t.Fatalf("model entry: %v %v", msgs, err)
+			}
+			entry := func(n int) map[string]any {
+				v := maps.Clone(msgs[0].Values)
+				v[wire.SeqField] = wire.FormatSeq("handmade", uint64(n))
+				return v
+			}
+			for n := 1; n <= 2; n++ {
+				if err := rc.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: entry(n)}).Err(); err != nil {
+					t.Fatal(err)
+				}
+				c.expect(t, "test")
+			}
+			before := nodes[1].adapter.Stats()
+			// Entries 3 and 4 vanish with the data set; 5 is the first of the new one.
+			if _, err := rc.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Del(ctx, stream, epochKey(stream))
+				p.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: entry(5)})
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			c.expect(t, "test")
+			waitFor(t, "the vanished entries counted", func() bool { return nodes[1].adapter.Stats().Lost > before.Lost })
+			after := nodes[1].adapter.Stats()
+			if lost := after.Lost - before.Lost; lost != 2 {
+				t.Errorf("Lost went up by %d, want 2 (entries 3 and 4 of the hand-made writer)", lost)
+			}
+			if after.Duplicates != before.Duplicates {
+				t.Errorf("Duplicates went from %d to %d", before.Duplicates, after.Duplicates)
+			}
+		})
 	}
 }
