@@ -277,18 +277,7 @@ func TestSlowAckCallbackDoesNotStallRequests(t *testing.T) {
 func TestTrimmedBeforeReadIsReported(t *testing.T) {
 	for _, family := range []string{familyGoRedis, familyRueidis} {
 		t.Run(family, func(t *testing.T) {
-			requireRedis(t)
-			cfg := config{family: family}
-			prefix := "t" + randomID()
-			var adapters []*Adapter
-			for range 2 {
-				a, _, err := cfg.newAdapterOn(t, []string{standalone.Addr()}, Options{StreamName: prefix, ChannelPrefix: prefix,
-					MaxLen: 10, ReadCount: 1, BlockTime: 200 * time.Millisecond, Logger: testLogger(t)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				adapters = append(adapters, a)
-			}
+			adapters := standaloneAdapters(t, family, 2, Options{MaxLen: 10, ReadCount: 1, BlockTime: 200 * time.Millisecond})
 			gate := make(chan struct{})
 			adapters[1].beforeDispatch = func() { <-gate } // node 1's local delivery is stuck until the gate opens
 			nodes := startClusterWithAdapters(t, adapters)
@@ -346,18 +335,7 @@ func TestContextTimeoutsAdvice(t *testing.T) {
 func TestDataSetLostUnnoticedByReadsIsCounted(t *testing.T) {
 	for _, family := range []string{familyGoRedis, familyRueidis} {
 		t.Run(family, func(t *testing.T) {
-			requireRedis(t)
-			cfg := config{family: family}
-			prefix := "t" + randomID()
-			var adapters []*Adapter
-			for range 2 {
-				a, _, err := cfg.newAdapterOn(t, []string{standalone.Addr()}, Options{StreamName: prefix, ChannelPrefix: prefix,
-					BlockTime: 200 * time.Millisecond, Logger: testLogger(t)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				adapters = append(adapters, a)
-			}
+			adapters := standaloneAdapters(t, family, 2, Options{BlockTime: 200 * time.Millisecond})
 			nodes := startClusterWithAdapters(t, adapters)
 			c := nodes[1].connect(t, clientOpts{}, "test")
 			rc := configs[0].newClient(t)
@@ -402,4 +380,22 @@ func TestDataSetLostUnnoticedByReadsIsCounted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// standaloneAdapters returns n adapters of family on the shared standalone Redis, with opts and their own stream
+// and channel names.
+func standaloneAdapters(t *testing.T, family string, n int, opts Options) []*Adapter {
+	t.Helper()
+	requireRedis(t)
+	prefix := "t" + randomID()
+	opts.StreamName, opts.ChannelPrefix, opts.Logger = prefix, prefix, testLogger(t)
+	var adapters []*Adapter
+	for range n {
+		a, _, err := config{family: family}.newAdapterOn(t, []string{standalone.Addr()}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		adapters = append(adapters, a)
+	}
+	return adapters
 }
