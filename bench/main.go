@@ -51,7 +51,7 @@ func benchMain(args []string) error {
 	lib := fs.String("lib", os.Getenv("BENCH_LIB"), "build the Go servers against the library checkout in this directory (env BENCH_LIB)")
 	outDir := fs.String("out", "", "results directory (default bench/results/<timestamp>)")
 	profile := fs.Float64("profile", 0, "take CPU profiles of the Go servers A and B during the ladder step at this rate (e.g. 10000), of B during the fan-out and of A during the publish path, into the results directory")
-	steps := fs.String("steps", "", "ladder rates, comma separated (default 2500,5000,10000,20000,40000,60000,80000; -quick: 2500,10000)")
+	steps := fs.String("steps", "", "ladder rates, comma separated (default 2500,5000,10000,20000,30000,40000,60000,80000; -quick: 2500,10000)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -147,7 +147,7 @@ func defaultConfig(quick bool) *config {
 	c := &config{
 		Systems:       allSystems,
 		Reps:          2,
-		Steps:         []float64{2500, 5000, 10000, 20000, 40000, 60000, 80000},
+		Steps:         []float64{2500, 5000, 10000, 20000, 30000, 40000, 60000, 80000},
 		StepDur:       3 * time.Second,
 		Warm:          time.Second,
 		Drain:         4 * time.Second,
