@@ -368,10 +368,14 @@ func (r *streamReader) check() error {
 		case info.Length > 0 && compareIDs(r.lastID, info.FirstID) < 0:
 			gone = info.Added - info.Length - r.pos // behind, and the entries up to the first one left are gone
 		}
-		if info.Length > 0 && compareIDs(r.lastID, info.FirstID) < 0 {
-			r.raiseFloors(ctx)
-		}
 		if gone > 0 {
+			// Only when entries were trimmed: a reader behind the first entry of a new data set (after a restart)
+			// has lost nothing to trimming, and raised floors would hide the writers' gaps from the data set's
+			// loss (each go-redis receiver of TestFaultRedisDownPastMaxOutage missed 3-5 entries uncounted, ~1 run
+			// in 10).
+			if info.Length > 0 && compareIDs(r.lastID, info.FirstID) < 0 {
+				r.raiseFloors(ctx)
+			}
 			r.pos += gone
 			if r.armed > 0 {
 				// The gaps of the writers still armed would count these trimmed entries again.
@@ -487,6 +491,7 @@ func (r *streamReader) resolveGaps(info rdb.StreamInfo) {
 			r.armed--
 			if base := max(s.last, s.floor); n > base+1 {
 				lost += int64(n - base - 1)
+				s.floor = n - 1 // counted: not again when this entry is read
 			}
 			if r.armed == 0 {
 				break
