@@ -497,13 +497,8 @@ func (h *harness) stepOnce(ctx context.Context, cl *cluster, rate float64) (step
 	var profiled sync.WaitGroup
 	if cfg.ProfileRate == rate && cl.sys != "node" {
 		for name, p := range map[string]*proc{"A": cl.a, "B": cl.b} {
-			file := filepath.Join(cfg.ProfileDir, fmt.Sprintf("%s-rep%d-%.0f-%s-attempt%d.pprof", cl.sys, h.rep, rate, name, h.attempt))
-			profiled.Go(func() {
-				time.Sleep(time.Until(t0.Add(cfg.Warm)))
-				if err := p.profile(ctx, cfg.StepDur-cfg.Warm, file); err != nil {
-					cfg.logf("%s: CPU profile of %s: %v", cl.sys, name, err)
-				}
-			})
+			h.profile(ctx, &profiled, p, t0.Add(cfg.Warm), cfg.StepDur-cfg.Warm,
+				fmt.Sprintf("%s-rep%d-%.0f-%s-attempt%d.pprof", cl.sys, h.rep, rate, name, h.attempt), cl.sys+": "+name)
 		}
 	}
 	defer profiled.Wait()
@@ -604,12 +599,8 @@ func (h *harness) fanout(ctx context.Context, cl *cluster, out *sysResult) error
 	s1 := sampleCPU(pids)
 	var profiled sync.WaitGroup
 	if cfg.ProfileRate > 0 && cl.sys != "node" {
-		file := filepath.Join(cfg.ProfileDir, fmt.Sprintf("%s-rep%d-fanout-B.pprof", cl.sys, out.Rep))
-		profiled.Go(func() {
-			if err := cl.b.profile(ctx, cfg.FanoutDur, file); err != nil {
-				cfg.logf("%s: CPU profile of B during fan-out: %v", cl.sys, err)
-			}
-		})
+		h.profile(ctx, &profiled, cl.b, time.Time{}, cfg.FanoutDur, fmt.Sprintf("%s-rep%d-fanout-B.pprof", cl.sys, out.Rep),
+			cl.sys+": B during fan-out")
 	}
 	err = cl.a.call(ctx, "ladder", map[string]any{"rate": cfg.FanoutRate, "dur_ms": cfg.FanoutDur.Milliseconds(), "warm_ms": 0, "base": base + 1<<19}, &lr)
 	profiled.Wait()
@@ -637,6 +628,18 @@ func (h *harness) fanout(ctx context.Context, cl *cluster, out *sysResult) error
 		return err
 	}
 	return waitSockets(dctx, cl.b, 1)
+}
+
+// profile takes, in the background from start (at once if zero), a CPU profile of p for d into ProfileDir/name;
+// wg waits for it. A failure is logged with what.
+func (h *harness) profile(ctx context.Context, wg *sync.WaitGroup, p *proc, start time.Time, d time.Duration, name, what string) {
+	file := filepath.Join(h.cfg.ProfileDir, name)
+	wg.Go(func() {
+		time.Sleep(time.Until(start))
+		if err := p.profile(ctx, d, file); err != nil {
+			h.cfg.logf("CPU profile of %s: %v", what, err)
+		}
+	})
 }
 
 // waitSockets waits until p reports exactly want connected sockets.
@@ -712,12 +715,8 @@ func (h *harness) publish(ctx context.Context, cl *cluster, out *sysResult) erro
 	defer cancel()
 	var profiled sync.WaitGroup
 	if cfg.ProfileRate > 0 && cl.sys != "node" {
-		file := filepath.Join(cfg.ProfileDir, fmt.Sprintf("%s-rep%d-publish-A.pprof", cl.sys, h.rep))
-		profiled.Go(func() {
-			if err := cl.a.profile(cctx, cfg.PubDur, file); err != nil {
-				cfg.logf("%s: CPU profile of A (publish path): %v", cl.sys, err)
-			}
-		})
+		h.profile(cctx, &profiled, cl.a, time.Time{}, cfg.PubDur, fmt.Sprintf("%s-rep%d-publish-A.pprof", cl.sys, h.rep),
+			cl.sys+": A (publish path)")
 	}
 	defer profiled.Wait()
 	var pr struct{ Emits int64 }
