@@ -13,7 +13,7 @@ const SeqField = "seq"
 
 // FormatSeq returns the value of SeqField.
 func FormatSeq(writer string, n uint64) string {
-	return writer + ":" + strconv.FormatUint(n, 10)
+	return string(AppendSeq(make([]byte, 0, len(writer)+21), writer, n))
 }
 
 // AppendSeq appends the value of SeqField to b.
