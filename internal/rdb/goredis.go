@@ -426,14 +426,11 @@ func (r *goRedisReader) moveToMaster(ctx context.Context) {
 }
 
 func (r *goRedisReader) Read(ctx context.Context, stream, lastID string, count int64, block time.Duration) ([]Entry, error) {
-	client := r.client
 	if r.dialMaster != nil {
 		r.moveToMaster(ctx)
-		r.mu.Lock()
-		client = r.client
-		r.mu.Unlock()
 	}
-	if r.clusterOptions != nil {
+	client := r.client
+	if r.dialMaster != nil || r.clusterOptions != nil { // the client may be replaced (moveToMaster, renew)
 		r.mu.Lock()
 		client = r.client
 		r.mu.Unlock()
