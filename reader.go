@@ -55,6 +55,9 @@ type streamReader struct {
 	// them is what vanished. Any other check forgets them (trimmed entries are counted apart, dropped writes by
 	// their publisher).
 	gaps int64
+	// A check could count only part of the entries this reader jumped over (see jumpedOver): the next read that
+	// finds it caught up is followed by a check, which counts the rest.
+	inexact bool
 
 	failingSince atomic.Int64 // unix nanoseconds of the first of the current read failures; 0 when reading
 
@@ -195,6 +198,9 @@ func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
 		}
 		if len(entries) == 0 {
 			continue
+		}
+		if r.inexact && len(entries) < int(a.opts.ReadCount) {
+			r.checkDue = true
 		}
 		r.lastID = entries[len(entries)-1].ID
 		if r.pos >= 0 {
@@ -362,11 +368,14 @@ func (r *streamReader) check() error {
 
 	if info.Added >= 0 && r.pos >= 0 && r.lastID != "" {
 		var gone int64
+		r.inexact = false
 		switch {
 		case info.LastID == r.lastID:
 			gone = info.Added - r.pos // caught up: every entry added up to here was read, or is gone
 		case info.Length > 0 && compareIDs(r.lastID, info.FirstID) < 0:
 			gone = info.Added - info.Length - r.pos // behind, and the entries up to the first one left are gone
+		case info.Added > r.pos && compareIDs(r.lastID, info.LastID) < 0:
+			gone = r.jumpedOver(ctx, info)
 		}
 		if gone > 0 {
 			// Only when entries were trimmed: a reader behind the first entry of a new data set (after a restart)
@@ -391,6 +400,33 @@ func (r *streamReader) check() error {
 	r.updateLag(ctx, info)
 	return nil
 }
+
+// jumpedOver counts, for a reader inside the stream (neither behind its first entry nor caught up), the entries
+// it never read although they were added before its last ID: entries trimmed (or deleted) while it was behind, that
+// its next XREAD jumped over (XREAD returns the oldest entries left after the ID it is given). Such a reader is
+// never behind the first entry at a check, nor caught up while traffic goes on, so without this count a reader that
+// trails the trimming under sustained load would report those losses only once the traffic stops.
+//
+// With A = entries ever added (info.Added), L = entries in the stream after the reader's last ID, and the reader's
+// position r.pos (entries up to its last ID it read or counted), the entries it jumped over are A - L - r.pos. L is
+// the stream's length minus the entries up to the last ID, counted with one bounded XRANGE from the head (where a
+// reader that jumps over trimmed entries is), or with one from the last ID to the end. When both exceed the bound,
+// only the part that is certain is counted (L is at most Length - maxJumpScan - 1), and the rest when a later check
+// can tell. The XRANGEs follow XINFO STREAM: entries trimmed between them are unread entries gone too, and entries
+// added since are left out by the ID bound, so nothing is counted that this reader could still read.
+func (r *streamReader) jumpedOver(ctx context.Context, info rdb.StreamInfo) int64 {
+	if head, err := r.a.client.XRange(ctx, r.stream, "-", r.lastID, maxJumpScan+1); err == nil && len(head) <= maxJumpScan {
+		return info.Added - (info.Length - int64(len(head))) - r.pos
+	}
+	if tail, err := r.a.client.XRange(ctx, r.stream, "("+r.lastID, info.LastID, maxJumpScan+1); err == nil && len(tail) <= maxJumpScan {
+		return info.Added - int64(len(tail)) - r.pos
+	}
+	r.inexact = true
+	return info.Added - (info.Length - maxJumpScan - 1) - r.pos
+}
+
+// maxJumpScan bounds the entries jumpedOver reads (at most twice a check, and only while the reader trails).
+const maxJumpScan = 100
 
 // errCheckFailed: Redis did not answer a reader's check; the reader waits before reading on.
 var errCheckFailed = errors.New("redisstreams: stream check failed")

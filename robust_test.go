@@ -3,9 +3,11 @@ package redisstreams
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"maps"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -398,4 +400,125 @@ func standaloneAdapters(t *testing.T, family string, n int, opts Options) []*Ada
 		adapters = append(adapters, a)
 	}
 	return adapters
+}
+
+// TestTrimmedWhileReadingIsCounted: a reader that keeps reading while MAXLEN trims the entries just ahead of it
+// jumps over them (XREAD returns the oldest entries left after its last ID). It is never behind the stream's first
+// entry at a check, nor caught up while traffic goes on, yet every entry it jumped over must be counted lost:
+// each one is received or counted, exactly.
+func TestTrimmedWhileReadingIsCounted(t *testing.T) {
+	for _, family := range []string{familyGoRedis, familyRueidis} {
+		t.Run(family, func(t *testing.T) {
+			adapters := standaloneAdapters(t, family, 2, Options{MaxLen: 50, ReadCount: 10, BlockTime: 200 * time.Millisecond})
+			nodes := startClusterWithAdapters(t, adapters)
+			c := dialCounter(t, nodes[1].url, "seq")
+			const total = 20000
+			for n := range total {
+				nodes[0].io.Emit("seq", n)
+			}
+			receiver := nodes[1].adapter
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				unique, _ := c.counts(total)
+				if int64(unique)+int64(receiver.Stats().Lost) >= total {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d received, %d counted lost: %d lost silently; stats %+v", unique, total,
+						receiver.Stats().Lost, total-int64(unique)-int64(receiver.Stats().Lost), receiver.Stats())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			unique, dups := c.counts(total)
+			st := receiver.Stats()
+			t.Logf("received %d of %d, counted lost %d", unique, total, st.Lost)
+			if dups != 0 {
+				t.Errorf("%d delivered twice", dups)
+			}
+			if st.Lost == 0 {
+				t.Errorf("nothing trimmed before it was read: the test did not test anything")
+			}
+			if missing := total - int64(unique); missing != int64(st.Lost) {
+				t.Errorf("%d missing, %d counted lost", missing, st.Lost)
+			}
+		})
+	}
+}
+
+// TestJumpedOverEntriesCountedWhileBehind: entries trimmed just ahead of a reader are jumped over by its next XREAD,
+// which leaves it inside the stream, not behind its first entry. Their loss must be counted at the next check
+// while the reader is still behind, not only once it has caught up (under sustained load it may never). Here a
+// transaction adds a hand-made writer's entries 1 to 20 and trims the stream to start at 3, while the reader waits
+// after the model entry; its local delivery is held, so it reads a few entries and stops with the rest unread.
+func TestJumpedOverEntriesCountedWhileBehind(t *testing.T) {
+	for _, family := range []string{familyGoRedis, familyRueidis} {
+		t.Run(family, func(t *testing.T) {
+			adapters := standaloneAdapters(t, family, 2, Options{ReadCount: 1, BlockTime: 200 * time.Millisecond})
+			var held atomic.Bool
+			gate := make(chan struct{})
+			adapters[1].beforeDispatch = func() {
+				if held.Load() {
+					<-gate
+				}
+			}
+			nodes := startClusterWithAdapters(t, adapters)
+			c := nodes[1].connect(t, clientOpts{}, "test")
+			rc := configs[0].newClient(t)
+			ctx := t.Context()
+			stream := nodes[0].nsp(t, "/").stream
+
+			nodes[0].io.Emit("test", "model")
+			c.expect(t, "test")
+			msgs, err := rc.XRange(ctx, stream, "-", "+").Result()
+			if err != nil || len(msgs) != 1 {
+				t.Fatalf("model entry: %v %v", msgs, err)
+			}
+			held.Store(true)
+			released := false
+			release := func() {
+				if !released {
+					released = true
+					close(gate)
+				}
+			}
+			defer release()
+			before := nodes[1].adapter.Stats()
+			ids := make([]string, 0, 20)
+			if _, err := rc.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				for n := 1; n <= 20; n++ {
+					v := maps.Clone(msgs[0].Values)
+					v[wire.SeqField] = wire.FormatSeq("handmade", uint64(n))
+					id := fmt.Sprintf("%d-%d", time.Now().UnixMilli()+1000, n)
+					ids = append(ids, id)
+					p.XAdd(ctx, &redis.XAddArgs{Stream: stream, ID: id, Values: v})
+				}
+				p.XTrimMinID(ctx, stream, ids[2]) // entries 1 and 2 (and the model) are gone before the reader gets there
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the jumped-over entries counted while the reader is held up", func() bool {
+				return nodes[1].adapter.Stats().Lost > before.Lost
+			})
+			st := nodes[1].adapter.Stats()
+			if lost := st.Lost - before.Lost; lost != 2 {
+				t.Errorf("Lost went up by %d, want 2 (entries 1 and 2 of the hand-made writer)", lost)
+			}
+			if len(st.Streams) != 1 || st.Streams[0].LastID == ids[len(ids)-1] {
+				t.Fatalf("the reader was not held up inside the stream: %+v", st.Streams)
+			}
+			release()
+			for range 18 {
+				c.expect(t, "test")
+			}
+			// Caught up: nothing counted twice.
+			waitFor(t, "caught up", func() bool {
+				s := nodes[1].adapter.Stats()
+				return len(s.Streams) == 1 && s.Streams[0].LastID == ids[len(ids)-1] && s.Streams[0].LagEntries == 0
+			})
+			if st := nodes[1].adapter.Stats(); st.Lost-before.Lost != 2 || st.Duplicates != before.Duplicates {
+				t.Errorf("after catching up: Lost +%d (want 2), Duplicates %d -> %d", st.Lost-before.Lost, before.Duplicates, st.Duplicates)
+			}
+		})
+	}
 }
