@@ -55,7 +55,7 @@ func TestSmoke(t *testing.T) {
 	var log strings.Builder
 	cfg := &config{
 		Root: root, Systems: systems, Reps: 1,
-		Steps: []float64{500}, StepDur: time.Second, Warm: 200 * time.Millisecond, Drain: 5 * time.Second, Other: 10,
+		Steps: []float64{500}, StepDur: time.Second, Warm: 200 * time.Millisecond, Drain: 5 * time.Second, CatchUp: 5 * time.Second, Other: 10,
 		FanoutSockets: 20, FanoutRate: 20, FanoutDur: 500 * time.Millisecond,
 		ReqRate: 100, ReqDur: 300 * time.Millisecond,
 		PubEmitters: 16, PubDur: 300 * time.Millisecond,

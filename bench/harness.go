@@ -38,6 +38,7 @@ type config struct {
 	StepDur time.Duration // length of each step
 	Warm    time.Duration // dropped head of each step
 	Drain   time.Duration // longest wait for late events after a step
+	CatchUp time.Duration // this library only: longest further wait for receivers to catch up after a lossy step
 	Retries int           // redos of a step flagged as contaminated
 	Other   float64       // contamination threshold: machine busy% minus known processes (percent of one core)
 
@@ -80,9 +81,13 @@ type stepResult struct {
 	Lost     int64   `json:"lost"`     // summed over the receivers
 	Dups     int64   `json:"dups"`
 	Late     int64   `json:"late_from_earlier_steps"` // events of earlier steps received during this one
-	P50ms    float64 `json:"p50_ms"`
-	P99ms    float64 `json:"p99_ms"`
-	MaxMs    float64 `json:"max_ms"`
+	// This library only, when something was not received within the drain window: once the receivers have caught
+	// up, what they still had not received, and how much of it their adapters counted lost (Stats().Lost, e.g.
+	// entries trimmed by MAXLEN before they were read). Unaccounted = NotReceived - CountedLost: lost silently.
+	CaughtUp *catchUp `json:"caught_up,omitempty"`
+	P50ms    float64  `json:"p50_ms"`
+	P99ms    float64  `json:"p99_ms"`
+	MaxMs    float64  `json:"max_ms"`
 	// CPU µs per broadcast (measured window) by process: A, B, C, redis, harness.
 	CPU      map[string]float64 `json:"cpu_us_per_broadcast"`
 	BusyPct  float64            `json:"machine_busy_pct"`
@@ -91,6 +96,15 @@ type stepResult struct {
 	// Saturated: the emitter was off target (< 95%) or p99 >= 50 ms.
 	Saturated bool `json:"saturated"`
 	OK        bool `json:"sustainable"` // not saturated, nothing lost or duplicated
+}
+
+// catchUp is what a step of this library's adapters left undelivered once the receivers caught up.
+type catchUp struct {
+	NotReceived int64   `json:"not_received"` // summed over the receivers
+	CountedLost int64   `json:"counted_lost"` // the receivers' Stats().Lost, during the step and the catch-up
+	Unaccounted int64   `json:"unaccounted"`  // NotReceived - CountedLost
+	WaitS       float64 `json:"wait_s"`       // catch-up time after the drain window
+	Complete    bool    `json:"complete"`     // every broadcast was received or counted (false: gave up waiting)
 }
 
 // reqResult is a series of fetchSockets or serverSideEmitWithAck calls.
@@ -504,6 +518,7 @@ func (h *harness) stepOnce(ctx context.Context, cl *cluster, rate float64) (step
 	defer profiled.Wait()
 	cctx, cancel := context.WithTimeout(ctx, cfg.StepDur+60*time.Second)
 	defer cancel()
+	lost0, counts := h.countedLost(ctx, cl)
 	var lr ladderReply
 	err := cl.a.call(cctx, "ladder", map[string]any{
 		"rate": rate, "dur_ms": cfg.StepDur.Milliseconds(), "warm_ms": cfg.Warm.Milliseconds(), "base": base,
@@ -541,6 +556,9 @@ func (h *harness) stepOnce(ctx context.Context, cl *cluster, rate float64) (step
 		lat = append(lat, l...)
 	}
 	st.P50ms, st.P99ms, st.MaxMs = percentiles(lat)
+	if counts && st.Lost > 0 {
+		st.CaughtUp = h.catchUp(ctx, cl, lr.Sent, lost0)
+	}
 	d := delta(s1, s2)
 	st.BusyPct, st.OtherPct = d.BusyPct, d.OtherPct
 	if lr.SentWarm > 0 {
@@ -554,6 +572,56 @@ func (h *harness) stepOnce(ctx context.Context, cl *cluster, rate float64) (step
 	st.Saturated = !onTarget || len(lat) == 0 || st.P99ms >= 50
 	st.OK = st.Lost == 0 && st.Dups == 0 && !st.Saturated
 	return st, nil
+}
+
+// countedLost returns the sum of Stats().Lost of receivers B and C, and whether both adapters count loss.
+func (h *harness) countedLost(ctx context.Context, cl *cluster) (int64, bool) {
+	var sum int64
+	for _, p := range []*proc{cl.b, cl.c} {
+		var r struct {
+			Supported bool  `json:"supported"`
+			Lost      int64 `json:"lost"`
+		}
+		if err := p.call(ctx, "stats", nil, &r); err != nil || !r.Supported {
+			return 0, false
+		}
+		sum += r.Lost
+	}
+	return sum, true
+}
+
+// catchUp waits, after a step's drain window, until every broadcast of the step was received by both receivers or
+// counted lost by their adapters, or nothing has changed for 7 s (at most CatchUp), and reports the difference. 7 s:
+// a reader that has caught up checks its stream at the latest after its XREAD BLOCK (5 s by default) and the 1 s
+// between its checks.
+func (h *harness) catchUp(ctx context.Context, cl *cluster, sent, lost0 int64) *catchUp {
+	start := time.Now()
+	out := &catchUp{}
+	last, lastChange := int64(-1), time.Now()
+	for {
+		lost, ok := h.countedLost(ctx, cl)
+		if !ok {
+			return nil
+		}
+		received := cl.recB.distinctCount() + cl.recC.distinctCount()
+		out.NotReceived, out.CountedLost = 2*sent-received, lost-lost0
+		out.Unaccounted = out.NotReceived - out.CountedLost
+		if out.Unaccounted <= 0 {
+			out.Complete = true
+			break
+		}
+		if progress := received + lost; progress != last {
+			last, lastChange = progress, time.Now()
+		}
+		if time.Since(lastChange) > 7*time.Second || time.Since(start) > h.cfg.CatchUp || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out.WaitS = time.Since(start).Seconds()
+	h.cfg.logf("%s: caught up after %.1f s: %d not received, %d counted lost by the adapters, %d unaccounted",
+		cl.sys, out.WaitS, out.NotReceived, out.CountedLost, out.Unaccounted)
+	return out
 }
 
 // percentiles returns p50, p99 and max in milliseconds.

@@ -151,6 +151,7 @@ func defaultConfig(quick bool) *config {
 		StepDur:       3 * time.Second,
 		Warm:          time.Second,
 		Drain:         4 * time.Second,
+		CatchUp:       15 * time.Second,
 		Retries:       2,
 		Other:         10,
 		FanoutSockets: 1000,

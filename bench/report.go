@@ -248,6 +248,24 @@ func markdown(cfg *config, res *runResult) string {
 		}
 		return float64(n), true
 	}, count, false})
+	// This library's receivers count what they lose (Stats().Lost); once they caught up, the rest was lost silently.
+	caughtUp := func(field func(*catchUp) int64) func(r sysResult) (float64, bool) {
+		return func(r sysResult) (float64, bool) {
+			if r.System != "goredis" && r.System != "rueidis" {
+				return 0, false
+			}
+			var n int64
+			for _, s := range r.Steps {
+				if s.CaughtUp != nil {
+					n += field(s.CaughtUp)
+				}
+			}
+			return float64(n), true
+		}
+	}
+	row(metric{"not received once the receivers caught up, lossy steps", caughtUp(func(c *catchUp) int64 { return c.NotReceived }), count, false})
+	row(metric{"… of which counted lost by the receiving adapters (Stats().Lost)", caughtUp(func(c *catchUp) int64 { return c.CountedLost }), count, false})
+	row(metric{"… lost silently (not received and not counted)", caughtUp(func(c *catchUp) int64 { return max(c.Unaccounted, 0) }), count, false})
 	row(metric{fmt.Sprintf("fan-out: 1 receiver, %d sockets, CPU µs per socket-send", cfg.FanoutSockets), func(r sysResult) (float64, bool) {
 		return r.FanoutUsPerSend, r.FanoutSent > 0
 	}, func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }, true})

@@ -35,6 +35,7 @@ import (
 //	POST /ctl/requests {kind, rate, dur_ms}           -> {rtt_us, responses, errors}    fetchSockets / serverSideEmitWithAck
 //	GET  /ctl/count                                   -> {count}                        adapter's server count
 //	POST /ctl/sockets                                 -> {sockets}                      sockets connected to this server
+//	POST /ctl/stats                                   -> {supported, lost, duplicates}  this library's loss counters
 //	GET  /debug/pprof/profile?seconds=N               CPU profile (Go servers only)
 //
 // It prints "READY <port>" once listening and exits when stdin closes.
@@ -57,6 +58,7 @@ func serveMain(args []string) error {
 
 	opts := socket.DefaultServerOptions()
 	var closeAdapter func()
+	var stats func() redisstreams.Stats // this library's adapters only
 	switch *kind {
 	case "goredis":
 		rc := redis.NewClient(&redis.Options{Addr: *addr})
@@ -66,6 +68,7 @@ func serveMain(args []string) error {
 		}
 		opts.SetAdapter(a)
 		closeAdapter = func() { closeWithin(a.Close); _ = rc.Close() }
+		stats = a.Stats
 	case "rueidis":
 		rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{*addr}, DisableCache: true})
 		if err != nil {
@@ -78,6 +81,7 @@ func serveMain(args []string) error {
 		}
 		opts.SetAdapter(a)
 		closeAdapter = func() { closeWithin(a.Close); rc.Close() }
+		stats = a.Stats
 	case "zishang":
 		rc := redis.NewClient(&redis.Options{Addr: *addr})
 		opts.SetAdapter(&zadapter.RedisStreamsAdapterBuilder{
@@ -98,7 +102,7 @@ func serveMain(args []string) error {
 		}
 	})
 
-	s := &benchServer{io: sio}
+	s := &benchServer{io: sio, stats: stats}
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", sio.ServeHandler(nil))
 	mux.HandleFunc("/ctl/ladder", s.handle(s.ladder))
@@ -106,6 +110,7 @@ func serveMain(args []string) error {
 	mux.HandleFunc("/ctl/requests", s.handle(s.requests))
 	mux.HandleFunc("/ctl/count", s.handle(s.count))
 	mux.HandleFunc("/ctl/sockets", s.handle(s.sockets))
+	mux.HandleFunc("/ctl/stats", s.handle(s.adapterStats))
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile) // the harness's -profile option (loopback only)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -135,7 +140,8 @@ func closeWithin(f func(context.Context) error) {
 }
 
 type benchServer struct {
-	io *socket.Server
+	io    *socket.Server
+	stats func() redisstreams.Stats // nil for adapters without loss counters
 }
 
 // ctlRequest is the body of every control call (fields used as each operation needs).
@@ -274,6 +280,16 @@ func (s *benchServer) requests(req ctlRequest) (any, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	return map[string]any{"rtt_us": rtts, "responses": resps, "errors": errs}, nil
+}
+
+// adapterStats reports the adapter's own loss counters, so that the harness can tell the broadcasts a receiver
+// never got and counted lost from those it never got without a word.
+func (s *benchServer) adapterStats(ctlRequest) (any, error) {
+	if s.stats == nil {
+		return map[string]any{"supported": false}, nil
+	}
+	st := s.stats()
+	return map[string]any{"supported": true, "lost": st.Lost, "duplicates": st.Duplicates}, nil
 }
 
 func (s *benchServer) sockets(ctlRequest) (any, error) {

@@ -7,6 +7,7 @@
 //   POST /ctl/requests {kind, rate, dur_ms}           -> {rtt_us, responses, errors}    fetchSockets / serverSideEmitWithAck
 //   GET  /ctl/count                                   -> {count}
 //   POST /ctl/sockets                                 -> {sockets}
+//   POST /ctl/stats                                   -> {supported: false}             (the Node adapter counts no loss)
 // Usage: node server.js --redis-url=redis://127.0.0.1:PORT
 // Prints "READY <port>" once listening and exits when stdin closes.
 const path = require("path");
@@ -118,6 +119,7 @@ async function main() {
     requests: (b) => requests(io, b),
     count: async () => ({ count: await io.of("/").adapter.serverCount() }),
     sockets: async () => ({ sockets: io.of("/").sockets.size }),
+    stats: async () => ({ supported: false }),
   };
   httpServer.on("request", (rq, res) => {
     if (!rq.url.startsWith("/ctl/")) return; // socket.io answers /socket.io/
