@@ -226,7 +226,9 @@ func runFault(t *testing.T, sc faultScenario) {
 
 	// Every receiver gets every number, or counts it lost, or the publisher dropped it before sending it (no reader
 	// ever saw its number); the held writes drain at Redis speed. A receiver that misses a broadcast without
-	// counting it never gets there: the wait ends at the deadline, and the checks below say which one.
+	// counting it never gets there: the wait ends at the deadline, and the checks below say which one. (With all of
+	// Dropped counted here, the wait ended up to DroppedSent broadcasts early: a receiver still delivering the
+	// drained backlog, most often the rueidis one, was checked 87-331 short, and had them all 20 ms later.)
 	unsent := func(s Stats) int64 { return int64(s.Dropped) - int64(s.DroppedSent) }
 	deadline := time.Now().Add(60 * time.Second)
 	for i, c := range counters {
