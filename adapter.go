@@ -362,6 +362,9 @@ func (a *Adapter) onWrite(op *rdb.Op, waited bool) {
 	}
 	if errors.Is(op.Err, ErrDropped) {
 		a.stats.dropped.Add(1) // the publisher logs drops per incident
+		if op.Err == errDroppedSent {
+			a.stats.droppedSent.Add(1) // after dropped: a snapshot (read in the other order) never has more
+		}
 		return
 	}
 	a.stats.publishErrors.Add(1)

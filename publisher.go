@@ -16,6 +16,10 @@ import (
 // PUB/SUB message older than RequestsTimeout, or the adapter closed before Redis came back).
 var ErrDropped = errors.New("redisstreams: write dropped")
 
+// errDroppedSent is the ErrDropped of a stream write given up after it was sent at least once: it may have reached
+// Redis (counted in Stats.DroppedSent too).
+var errDroppedSent = fmt.Errorf("%w after it was sent (it may have reached Redis)", ErrDropped)
+
 // publisher funnels every write (XADD and PUBLISH) of one Adapter through a single goroutine that sends whatever
 // is queued as one pipeline, up to maxBatch writes: under load concurrent emits share round trips, when idle a
 // write goes out at once (no timer). Writes leave in the order they were queued.
@@ -70,6 +74,7 @@ type publisher struct {
 type write struct {
 	rdb.Op
 	numbered bool            // its Fields end with wire.SeqField
+	sent     bool            // went out in a round trip at least once (a stream write then has had a number)
 	ctx      context.Context // do: the caller's; a PUB/SUB message whose caller gave up is not sent
 	queued   time.Time
 	size     int64
@@ -308,6 +313,7 @@ func (p *publisher) run() {
 		p.number(batch)
 		for _, w := range batch {
 			w.ID, w.Err = "", nil
+			w.sent = true
 			ops = append(ops, &w.Op)
 		}
 		ctx, cancel := context.WithTimeout(p.ctx, p.timeout)
@@ -433,11 +439,15 @@ func (p *publisher) expire(batch []*write) []*write {
 	return kept
 }
 
-// drop gives writes up: each is counted in Stats.Dropped and its caller gets ErrDropped. The log says so once per
+// drop gives writes up: each is counted in Stats.Dropped and its caller gets ErrDropped (a stream write that was
+// sent before, errDroppedSent: readers may have its number, see Stats.DroppedSent). The log says so once per
 // outage, and at most every few seconds otherwise.
 func (p *publisher) drop(ws []*write, bound string, inflight bool) {
 	for _, w := range ws {
 		w.Err = ErrDropped
+		if w.sent && w.Stream != "" {
+			w.Err = errDroppedSent
+		}
 	}
 	p.mu.Lock()
 	outage, first, since := p.outage, p.dropped == 0, p.outageStart

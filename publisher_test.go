@@ -22,6 +22,7 @@ type flakyRedis struct {
 	err     error // nil: up
 	applied []rdb.Op
 	calls   int
+	sent    map[uint64]bool // the sequence numbers of every stream write sent, applied or not
 }
 
 func (f *flakyRedis) Batch(_ context.Context, ops []*rdb.Op) {
@@ -29,6 +30,15 @@ func (f *flakyRedis) Batch(_ context.Context, ops []*rdb.Op) {
 	defer f.mu.Unlock()
 	f.calls++
 	for i, op := range ops {
+		for j := 0; j+1 < len(op.Fields); j += 2 {
+			if op.Fields[j] == wire.SeqField {
+				_, n, _ := wire.ParseSeq(op.Fields[j+1])
+				if f.sent == nil {
+					f.sent = map[uint64]bool{}
+				}
+				f.sent[n] = true
+			}
+		}
 		if f.err != nil {
 			op.Err = f.err
 			continue
@@ -62,6 +72,7 @@ func (f *flakyRedis) seqs() []uint64 {
 type outcomes struct {
 	mu                  sync.Mutex
 	ok, dropped, failed int
+	droppedSent         int
 }
 
 func (o *outcomes) report(op *rdb.Op, _ bool) {
@@ -72,6 +83,9 @@ func (o *outcomes) report(op *rdb.Op, _ bool) {
 		o.ok++
 	case errors.Is(op.Err, ErrDropped):
 		o.dropped++
+		if op.Err == errDroppedSent {
+			o.droppedSent++
+		}
 	default:
 		o.failed++
 	}
@@ -143,6 +157,34 @@ func TestPublisherDropsPastMaxOutage(t *testing.T) {
 	waitFor(t, "writes dropped", func() bool { _, dropped, _ := o.get(); return dropped == 21 })
 	if ok, _, failed := o.get(); ok != 0 || failed != 0 {
 		t.Errorf("ok %d, failed %d", ok, failed)
+	}
+}
+
+// A dropped write is told apart by whether it was sent before (Stats.DroppedSent): exactly the dropped writes that
+// had a sequence number, which readers may count lost; the others left no gap in the numbering.
+func TestPublisherCountsDroppedSent(t *testing.T) {
+	f := &flakyRedis{err: fmt.Errorf("dial: %w", syscall.ECONNREFUSED)}
+	var o outcomes
+	op := streamOp(0)
+	size := int64(64 + len(wire.SeqField) + 16 + 8)
+	for _, s := range op.Fields {
+		size += int64(len(s))
+	}
+	p := newTestPublisher(t, f, &o, 300*time.Millisecond, 10*size)
+	_ = p.fire(streamOp(0))
+	waitFor(t, "outage", func() bool { return p.unavailable() })
+	for i := 1; i < 50; i++ {
+		_ = p.fire(streamOp(i)) // past MaxHeldBytes: the oldest queued go, unsent
+	}
+	waitFor(t, "every write dropped", func() bool { _, dropped, _ := o.get(); return dropped == 50 })
+	o.mu.Lock()
+	droppedSent := o.droppedSent
+	o.mu.Unlock()
+	f.mu.Lock()
+	numbered := len(f.sent)
+	f.mu.Unlock()
+	if droppedSent != numbered || droppedSent == 0 || 50-droppedSent < 40 {
+		t.Errorf("dropped 50, %d of them counted as sent; %d sequence numbers sent", droppedSent, numbered)
 	}
 }
 

@@ -18,6 +18,7 @@ type Stats struct {
 	SessionErrors uint64 // connection state recovery reads and writes that failed
 	Lost          uint64 // stream entries trimmed, deleted or lost with Redis's data before this server read them (see README, Delivery)
 	Dropped       uint64 // writes given up after the outage bound (never retried again); each one counted
+	DroppedSent   uint64 // of Dropped, the stream writes sent at least once before: they may have reached Redis (see README, Delivery)
 	Duplicates    uint64 // stream entries skipped because they repeat one already delivered (a retried write)
 
 	// Gauges.
@@ -51,12 +52,13 @@ type Observer interface {
 }
 
 type counters struct {
-	published, publishErrors, received, invalid, readErrors, timeouts, sessionErrors, lost, dropped, duplicates atomic.Uint64
+	published, publishErrors, received, invalid, readErrors, timeouts, sessionErrors, lost, dropped, droppedSent, duplicates atomic.Uint64
 }
 
 // Stats returns the adapter's counters and gauges.
 func (a *Adapter) Stats() Stats {
 	c := &a.stats
+	droppedSent := c.droppedSent.Load() // before Dropped, which is counted first
 	s := Stats{
 		Published:     c.published.Load(),
 		PublishErrors: c.publishErrors.Load(),
@@ -67,6 +69,7 @@ func (a *Adapter) Stats() Stats {
 		SessionErrors: c.sessionErrors.Load(),
 		Lost:          c.lost.Load(),
 		Dropped:       c.dropped.Load(),
+		DroppedSent:   droppedSent,
 		Duplicates:    c.duplicates.Load(),
 	}
 	s.QueuedWrites, s.QueuedBytes, s.HeldWrites = a.pub.gauges()
