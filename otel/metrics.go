@@ -181,6 +181,7 @@ var counters = []counter{
 	{"session_errors", "{error}", "Connection state recovery reads and writes that failed.", func(s *redisstreams.Stats) uint64 { return s.SessionErrors }},
 	{"lost", "{entry}", "Stream entries trimmed or deleted before this server read them (their messages were lost).", func(s *redisstreams.Stats) uint64 { return s.Lost }},
 	{"dropped", "{write}", "Writes given up after the outage bound (their messages were lost).", func(s *redisstreams.Stats) uint64 { return s.Dropped }},
+	{"dropped_sent", "{write}", "Of the dropped writes, the stream writes sent once before: they may have reached Redis, and readers may count them lost too.", func(s *redisstreams.Stats) uint64 { return s.DroppedSent }},
 	{"duplicates", "{entry}", "Stream entries skipped because they repeat one already delivered (a retried write).", func(s *redisstreams.Stats) uint64 { return s.Duplicates }},
 }
 
