@@ -342,20 +342,7 @@ func TestDataSetLostUnnoticedByReadsIsCounted(t *testing.T) {
 			c := nodes[1].connect(t, clientOpts{}, "test")
 			rc := configs[0].newClient(t)
 			ctx := t.Context()
-			stream := nodes[0].nsp(t, "/").stream
-
-			// A real entry of node 0 is the model of the hand-made writer's entries.
-			nodes[0].io.Emit("test", "model")
-			c.expect(t, "test")
-			msgs, err := rc.XRange(ctx, stream, "-", "+").Result()
-			if err != nil || len(msgs) != 1 {
-				t.Fatalf("model entry: %v %v", msgs, err)
-			}
-			entry := func(n int) map[string]any {
-				v := maps.Clone(msgs[0].Values)
-				v[wire.SeqField] = wire.FormatSeq("handmade", uint64(n))
-				return v
-			}
+			stream, entry := handmadeWriter(t, nodes, c, rc)
 			for n := 1; n <= 2; n++ {
 				if err := rc.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: entry(n)}).Err(); err != nil {
 					t.Fatal(err)
@@ -381,6 +368,25 @@ func TestDataSetLostUnnoticedByReadsIsCounted(t *testing.T) {
 				t.Errorf("Duplicates went from %d to %d", before.Duplicates, after.Duplicates)
 			}
 		})
+	}
+}
+
+// handmadeWriter makes node 0 emit one broadcast, which c (on node 1) receives, and returns node 0's stream and a
+// maker of entries like it from another Go writer, "handmade", numbered n: tests add them by hand to shape the
+// stream as they need.
+func handmadeWriter(t *testing.T, nodes []*node, c *testClient, rc redis.UniversalClient) (string, func(n int) map[string]any) {
+	t.Helper()
+	stream := nodes[0].nsp(t, "/").stream
+	nodes[0].io.Emit("test", "model")
+	c.expect(t, "test")
+	msgs, err := rc.XRange(t.Context(), stream, "-", "+").Result()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("model entry: %v %v", msgs, err)
+	}
+	return stream, func(n int) map[string]any {
+		v := maps.Clone(msgs[0].Values)
+		v[wire.SeqField] = wire.FormatSeq("handmade", uint64(n))
+		return v
 	}
 }
 
@@ -465,14 +471,7 @@ func TestJumpedOverEntriesCountedWhileBehind(t *testing.T) {
 			c := nodes[1].connect(t, clientOpts{}, "test")
 			rc := configs[0].newClient(t)
 			ctx := t.Context()
-			stream := nodes[0].nsp(t, "/").stream
-
-			nodes[0].io.Emit("test", "model")
-			c.expect(t, "test")
-			msgs, err := rc.XRange(ctx, stream, "-", "+").Result()
-			if err != nil || len(msgs) != 1 {
-				t.Fatalf("model entry: %v %v", msgs, err)
-			}
+			stream, entry := handmadeWriter(t, nodes, c, rc)
 			held.Store(true)
 			released := false
 			release := func() {
@@ -486,11 +485,9 @@ func TestJumpedOverEntriesCountedWhileBehind(t *testing.T) {
 			ids := make([]string, 0, 20)
 			if _, err := rc.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				for n := 1; n <= 20; n++ {
-					v := maps.Clone(msgs[0].Values)
-					v[wire.SeqField] = wire.FormatSeq("handmade", uint64(n))
 					id := fmt.Sprintf("%d-%d", time.Now().UnixMilli()+1000, n)
 					ids = append(ids, id)
-					p.XAdd(ctx, &redis.XAddArgs{Stream: stream, ID: id, Values: v})
+					p.XAdd(ctx, &redis.XAddArgs{Stream: stream, ID: id, Values: entry(n)})
 				}
 				p.XTrimMinID(ctx, stream, ids[2]) // entries 1 and 2 (and the model) are gone before the reader gets there
 				return nil
