@@ -415,11 +415,27 @@ func (r *streamReader) check() error {
 // can tell. The XRANGEs follow XINFO STREAM: entries trimmed between them are unread entries gone too, and entries
 // added since are left out by the ID bound, so nothing is counted that this reader could still read.
 func (r *streamReader) jumpedOver(ctx context.Context, info rdb.StreamInfo) int64 {
-	if head, err := r.a.client.XRange(ctx, r.stream, "-", r.lastID, maxJumpScan+1); err == nil && len(head) <= maxJumpScan {
-		return info.Added - (info.Length - int64(len(head))) - r.pos
+	fromHead := func() (int64, bool) {
+		head, err := r.a.client.XRange(ctx, r.stream, "-", r.lastID, maxJumpScan+1)
+		return info.Added - (info.Length - int64(len(head))) - r.pos, err == nil && len(head) <= maxJumpScan
 	}
-	if tail, err := r.a.client.XRange(ctx, r.stream, "("+r.lastID, info.LastID, maxJumpScan+1); err == nil && len(tail) <= maxJumpScan {
-		return info.Added - int64(len(tail)) - r.pos
+	fromTail := func() (int64, bool) {
+		tail, err := r.a.client.XRange(ctx, r.stream, "("+r.lastID, info.LastID, maxJumpScan+1)
+		return info.Added - int64(len(tail)) - r.pos, err == nil && len(tail) <= maxJumpScan
+	}
+	// The end nearer the reader first (by the IDs' milliseconds): a reader slightly behind under steady traffic is
+	// near the tail, one that trails the trimming near the head.
+	first, second := fromHead, fromTail
+	last, _ := idMillis(info.LastID)
+	at, _ := idMillis(r.lastID)
+	if head, _ := idMillis(info.FirstID); last-at < at-head {
+		first, second = fromTail, fromHead
+	}
+	if n, ok := first(); ok {
+		return n
+	}
+	if n, ok := second(); ok {
+		return n
 	}
 	r.inexact = true
 	return info.Added - (info.Length - maxJumpScan - 1) - r.pos

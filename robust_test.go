@@ -454,68 +454,87 @@ func TestTrimmedWhileReadingIsCounted(t *testing.T) {
 // TestJumpedOverEntriesCountedWhileBehind: entries trimmed just ahead of a reader are jumped over by its next XREAD,
 // which leaves it inside the stream, not behind its first entry. Their loss must be counted at the next check
 // while the reader is still behind, not only once it has caught up (under sustained load it may never). Here a
-// transaction adds a hand-made writer's entries 1 to 20 and trims the stream to start at 3, while the reader waits
-// after the model entry; its local delivery is held, so it reads a few entries and stops with the rest unread.
+// transaction adds a hand-made writer's entries 1 to n and trims the stream to start at 3, while the reader waits
+// after the model entry; its local delivery is held, so it reads 6 batches (one being delivered, 4 queued, one in
+// hand) and stops with the rest unread. The reader then counts entries 1 and 2 from the head of the stream (near
+// it), or from the tail (near the end). In the middle (more than 100 entries from both ends) it can count only what
+// is certain, here nothing, and counts them once caught up. Never more than 2.
 func TestJumpedOverEntriesCountedWhileBehind(t *testing.T) {
-	for _, family := range []string{familyGoRedis, familyRueidis} {
-		t.Run(family, func(t *testing.T) {
-			adapters := standaloneAdapters(t, family, 2, Options{ReadCount: 1, BlockTime: 200 * time.Millisecond})
-			var held atomic.Bool
-			gate := make(chan struct{})
-			adapters[1].beforeDispatch = func() {
-				if held.Load() {
-					<-gate
+	for _, tc := range []struct {
+		name             string
+		readCount, total int
+		whileHeld        bool // counted while the reader is held up
+	}{
+		{"near the head", 1, 20, true},
+		{"near the end", 30, 200, true},
+		{"in the middle", 50, 500, false},
+	} {
+		for _, family := range []string{familyGoRedis, familyRueidis} {
+			t.Run(tc.name+"/"+family, func(t *testing.T) {
+				adapters := standaloneAdapters(t, family, 2, Options{ReadCount: int64(tc.readCount), BlockTime: 200 * time.Millisecond})
+				var held atomic.Bool
+				gate := make(chan struct{})
+				adapters[1].beforeDispatch = func() {
+					if held.Load() {
+						<-gate
+					}
 				}
-			}
-			nodes := startClusterWithAdapters(t, adapters)
-			c := nodes[1].connect(t, clientOpts{}, "test")
-			rc := configs[0].newClient(t)
-			ctx := t.Context()
-			stream, entry := handmadeWriter(t, nodes, c, rc)
-			held.Store(true)
-			released := false
-			release := func() {
-				if !released {
-					released = true
-					close(gate)
+				nodes := startClusterWithAdapters(t, adapters)
+				c := nodes[1].connect(t, clientOpts{}, "test")
+				rc := configs[0].newClient(t)
+				ctx := t.Context()
+				stream, entry := handmadeWriter(t, nodes, c, rc)
+				held.Store(true)
+				released := false
+				release := func() {
+					if !released {
+						released = true
+						close(gate)
+					}
 				}
-			}
-			defer release()
-			before := nodes[1].adapter.Stats()
-			ids := make([]string, 0, 20)
-			if _, err := rc.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				for n := 1; n <= 20; n++ {
-					id := fmt.Sprintf("%d-%d", time.Now().UnixMilli()+1000, n)
-					ids = append(ids, id)
-					p.XAdd(ctx, &redis.XAddArgs{Stream: stream, ID: id, Values: entry(n)})
+				defer release()
+				receiver := nodes[1].adapter
+				before := receiver.Stats()
+				ids := make([]string, 0, tc.total)
+				if _, err := rc.TxPipelined(ctx, func(p redis.Pipeliner) error {
+					for n := 1; n <= tc.total; n++ {
+						id := fmt.Sprintf("%d-%d", time.Now().UnixMilli()+1000, n)
+						ids = append(ids, id)
+						p.XAdd(ctx, &redis.XAddArgs{Stream: stream, ID: id, Values: entry(n)})
+					}
+					p.XTrimMinID(ctx, stream, ids[2]) // entries 1 and 2 (and the model) are gone before the reader gets there
+					return nil
+				}); err != nil {
+					t.Fatal(err)
 				}
-				p.XTrimMinID(ctx, stream, ids[2]) // entries 1 and 2 (and the model) are gone before the reader gets there
-				return nil
-			}); err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, "the jumped-over entries counted while the reader is held up", func() bool {
-				return nodes[1].adapter.Stats().Lost > before.Lost
+				lost := func() uint64 { return receiver.Stats().Lost - before.Lost }
+				if tc.whileHeld {
+					waitFor(t, "the jumped-over entries counted while the reader is held up", func() bool { return lost() > 0 })
+				} else { // a check has run since: it found entries unread
+					waitFor(t, "a check while the reader is held up", func() bool {
+						st := receiver.Stats()
+						return len(st.Streams) == 1 && st.Streams[0].LagEntries > 0
+					})
+				}
+				st := receiver.Stats()
+				if n := lost(); tc.whileHeld && n != 2 || n > 2 {
+					t.Errorf("while held up, Lost went up by %d, want 2 at most (entries 1 and 2 of the hand-made writer)", n)
+				}
+				if len(st.Streams) != 1 || st.Streams[0].LastID == ids[len(ids)-1] {
+					t.Fatalf("the reader was not held up inside the stream: %+v", st.Streams)
+				}
+				release()
+				for range tc.total - 2 {
+					c.expect(t, "test")
+				}
+				waitFor(t, "caught up, entries 1 and 2 counted", func() bool {
+					s := receiver.Stats()
+					return len(s.Streams) == 1 && s.Streams[0].LastID == ids[len(ids)-1] && s.Streams[0].LagEntries == 0 && lost() >= 2
+				})
+				if st := receiver.Stats(); st.Lost-before.Lost != 2 || st.Duplicates != before.Duplicates {
+					t.Errorf("after catching up: Lost +%d (want 2), Duplicates %d -> %d", st.Lost-before.Lost, before.Duplicates, st.Duplicates)
+				}
 			})
-			st := nodes[1].adapter.Stats()
-			if lost := st.Lost - before.Lost; lost != 2 {
-				t.Errorf("Lost went up by %d, want 2 (entries 1 and 2 of the hand-made writer)", lost)
-			}
-			if len(st.Streams) != 1 || st.Streams[0].LastID == ids[len(ids)-1] {
-				t.Fatalf("the reader was not held up inside the stream: %+v", st.Streams)
-			}
-			release()
-			for range 18 {
-				c.expect(t, "test")
-			}
-			// Caught up: nothing counted twice.
-			waitFor(t, "caught up", func() bool {
-				s := nodes[1].adapter.Stats()
-				return len(s.Streams) == 1 && s.Streams[0].LastID == ids[len(ids)-1] && s.Streams[0].LagEntries == 0
-			})
-			if st := nodes[1].adapter.Stats(); st.Lost-before.Lost != 2 || st.Duplicates != before.Duplicates {
-				t.Errorf("after catching up: Lost +%d (want 2), Duplicates %d -> %d", st.Lost-before.Lost, before.Duplicates, st.Duplicates)
-			}
-		})
+		}
 	}
 }
