@@ -295,7 +295,8 @@ func (r *streamReader) prune(now time.Time) {
 //   - trimmed (MAXLEN) or deleted while the reader was behind: when the first entry of the stream is past the
 //     reader's position, every entry added before it that the reader has not read is gone, and entries-added
 //     says how many (Redis 7);
-//   - deleted (XDEL) among the entries read since: counted when the reader has caught up;
+//   - trimmed or deleted (XDEL) entries that a read jumped over: counted when the reader has caught up, or, while
+//     it is behind, by jumpedOver;
 //   - lost with Redis's data set (a restart without persistence, a failover to a replica that was behind): the
 //     epoch key is gone or changed, or the stream's last ID or entries-added went backwards. The reader then
 //     starts over in the new data set, and counts, for each server that numbers its writes, the gap before its
@@ -441,7 +442,7 @@ func (r *streamReader) jumpedOver(ctx context.Context, info rdb.StreamInfo) int6
 	return info.Added - (info.Length - maxJumpScan - 1) - r.pos
 }
 
-// maxJumpScan bounds the entries jumpedOver reads (at most twice a check, and only while the reader trails).
+// maxJumpScan bounds the entries jumpedOver reads (one or two XRANGEs a check, only while the reader is behind).
 const maxJumpScan = 100
 
 // errCheckFailed: Redis did not answer a reader's check; the reader waits before reading on.
