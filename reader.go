@@ -55,9 +55,10 @@ type streamReader struct {
 	// them is what vanished. Any other check forgets them (trimmed entries are counted apart, dropped writes by
 	// their publisher).
 	gaps int64
-	// A check could count only part of the entries this reader jumped over (see jumpedOver): the next read that
-	// finds it caught up is followed by a check, which counts the rest.
-	inexact bool
+	// The last check found this reader behind: what it jumps over after that check (entries trimmed ahead of it)
+	// is counted by the next one, which the first read that finds it caught up makes at once, rather than after
+	// its next XREAD BLOCK. Also when jumpedOver could count only part.
+	recheck bool
 
 	failingSince atomic.Int64 // unix nanoseconds of the first of the current read failures; 0 when reading
 
@@ -168,7 +169,11 @@ func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
 		}
 		var entries []rdb.Entry
 		if err == nil {
-			entries, err = reader.Read(r.ctx, r.stream, r.lastID, a.opts.ReadCount, a.opts.BlockTime)
+			block := a.opts.BlockTime
+			if r.recheck { // a read that finds nothing new is followed by a check within a second too
+				block = min(block, checkInterval)
+			}
+			entries, err = reader.Read(r.ctx, r.stream, r.lastID, a.opts.ReadCount, block)
 		}
 		if err != nil {
 			if r.ctx.Err() != nil {
@@ -199,8 +204,8 @@ func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
 		if len(entries) == 0 {
 			continue
 		}
-		if r.inexact && len(entries) < int(a.opts.ReadCount) {
-			r.checkDue = true
+		if r.recheck && len(entries) < int(a.opts.ReadCount) {
+			r.checkDue = true // caught up: count now what was jumped over since the last check
 		}
 		r.lastID = entries[len(entries)-1].ID
 		if r.pos >= 0 {
@@ -369,14 +374,16 @@ func (r *streamReader) check() error {
 
 	if info.Added >= 0 && r.pos >= 0 && r.lastID != "" {
 		var gone int64
-		r.inexact = false
+		r.recheck = false
 		switch {
 		case info.LastID == r.lastID:
 			gone = info.Added - r.pos // caught up: every entry added up to here was read, or is gone
 		case info.Length > 0 && compareIDs(r.lastID, info.FirstID) < 0:
 			gone = info.Added - info.Length - r.pos // behind, and the entries up to the first one left are gone
+			r.recheck = true
 		case info.Added > r.pos && compareIDs(r.lastID, info.LastID) < 0:
 			gone = r.jumpedOver(ctx, info)
+			r.recheck = true
 		}
 		if gone > 0 {
 			// Only when entries were trimmed: a reader behind the first entry of a new data set (after a restart)
@@ -413,7 +420,7 @@ func (r *streamReader) check() error {
 // the stream's length minus the entries up to the last ID, counted with one bounded XRANGE from the head (where a
 // reader that jumps over trimmed entries is), or with one from the last ID to the end. When both exceed the bound,
 // only the part that is certain is counted (L is at most Length - maxJumpScan - 1), and the rest when a later check
-// can tell. The XRANGEs follow XINFO STREAM: entries trimmed between them are unread entries gone too, and entries
+// can tell (at the latest the one made as soon as the reader has caught up). The XRANGEs follow XINFO STREAM: entries trimmed between them are unread entries gone too, and entries
 // added since are left out by the ID bound, so nothing is counted that this reader could still read.
 func (r *streamReader) jumpedOver(ctx context.Context, info rdb.StreamInfo) int64 {
 	fromHead := func() (int64, bool) {
@@ -438,7 +445,6 @@ func (r *streamReader) jumpedOver(ctx context.Context, info rdb.StreamInfo) int6
 	if n, ok := second(); ok {
 		return n
 	}
-	r.inexact = true
 	return info.Added - (info.Length - maxJumpScan - 1) - r.pos
 }
 
