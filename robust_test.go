@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -343,17 +344,27 @@ func TestDataSetLostUnnoticedByReadsIsCounted(t *testing.T) {
 			rc := configs[0].newClient(t)
 			ctx := t.Context()
 			stream, entry := handmadeWriter(t, nodes, c, rc)
+			var last string
 			for n := 1; n <= 2; n++ {
-				if err := rc.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: entry(n)}).Err(); err != nil {
+				id, err := rc.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: entry(n)}).Result()
+				if err != nil {
 					t.Fatal(err)
 				}
+				last = id
 				c.expect(t, "test")
 			}
 			before := nodes[1].adapter.Stats()
-			// Entries 3 and 4 vanish with the data set; 5 is the first of the new one.
+			// Entries 3 and 4 vanish with the data set; 5 is the first of the new one. Its ID is in a later
+			// millisecond than entry 2's, as in any real data set loss (a restart or a failover takes longer than
+			// that): a new stream made within the same millisecond would reuse entry 2's ID (see README, Delivery).
+			ms, _, _ := strings.Cut(last, "-")
+			next, err := strconv.ParseInt(ms, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if _, err := rc.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				p.Del(ctx, stream, epochKey(stream))
-				p.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: entry(5)})
+				p.XAdd(ctx, &redis.XAddArgs{Stream: stream, ID: fmt.Sprintf("%d-0", max(next+1, time.Now().UnixMilli())), Values: entry(5)})
 				return nil
 			}); err != nil {
 				t.Fatal(err)
