@@ -53,8 +53,9 @@ type Options struct {
 	// ReadCount is the COUNT of each XREAD. Default 100.
 	ReadCount int64
 
-	// BlockTime is the BLOCK of each XREAD. Default 5s. Close does not wait for it: the reading connection is
-	// closed under the read.
+	// BlockTime is the BLOCK of each XREAD (1s at most for the reads that follow a check that found the reader
+	// behind, so that what it jumped over is counted soon). Default 5s. Close does not wait for it: the reading
+	// connection is closed under the read.
 	BlockTime time.Duration
 
 	// SessionKeyPrefix prefixes the connection state recovery session keys. Default "sio:session:".
