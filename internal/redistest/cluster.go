@@ -165,17 +165,23 @@ func (c *Cluster) WaitHealthy(timeout time.Duration) error {
 // replica to them need not have one. It is the wait for the end of a
 // failover, once the replica of a master down has taken over its slots.
 func (c *Cluster) WaitHealthyWithout(timeout time.Duration, down ...*Server) error {
+	return c.poll(timeout, "cluster not healthy", func() error { return c.checkHealthy(down) })
+}
+
+// poll calls check every 50 ms until it returns nil, or until timeout (zero: the cluster's configured timeout) has
+// passed: then it returns check's last error, saying what was not reached.
+func (c *Cluster) poll(timeout time.Duration, what string, check func() error) error {
 	if timeout <= 0 {
 		timeout = c.timeout
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		err := c.checkHealthy(down)
+		err := check()
 		if err == nil {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("redistest: cluster not healthy after %v: %w", timeout, err)
+			return fmt.Errorf("redistest: %s after %v: %w", what, timeout, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -429,23 +435,12 @@ func (c *Cluster) Failover(replica *Server, timeout time.Duration) error {
 // after its master was killed or paused. Zero timeout means the cluster's
 // configured timeout.
 func (c *Cluster) WaitPromoted(replica *Server, timeout time.Duration, down ...*Server) error {
-	if timeout <= 0 {
-		timeout = c.timeout
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		err := c.isMaster(replica)
-		if err == nil {
-			err = c.checkHealthy(down)
+	return c.poll(timeout, replica.Addr()+" not promoted", func() error {
+		if err := c.isMaster(replica); err != nil {
+			return err
 		}
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("redistest: %s not promoted after %v: %w", replica.Addr(), timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return c.checkHealthy(down)
+	})
 }
 
 func (c *Cluster) isMaster(s *Server) error {
