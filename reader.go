@@ -420,16 +420,17 @@ func (r *streamReader) check() error {
 // the stream's length minus the entries up to the last ID, counted with one bounded XRANGE from the head (where a
 // reader that jumps over trimmed entries is), or with one from the last ID to the end. When both exceed the bound,
 // only the part that is certain is counted (L is at most Length - maxJumpScan - 1), and the rest when a later check
-// can tell (at the latest the one made as soon as the reader has caught up). The XRANGEs follow XINFO STREAM: entries trimmed between them are unread entries gone too, and entries
-// added since are left out by the ID bound, so nothing is counted that this reader could still read.
+// can tell (at the latest the one made as soon as the reader has caught up). The XRANGEs follow XINFO STREAM:
+// entries trimmed between them are unread entries gone too, and entries added since are left out by the ID bound,
+// so nothing is counted that this reader could still read.
 func (r *streamReader) jumpedOver(ctx context.Context, info rdb.StreamInfo) int64 {
 	fromHead := func() (int64, bool) {
 		head, err := r.a.client.XRange(ctx, r.stream, "-", r.lastID, maxJumpScan+1)
 		return info.Added - (info.Length - int64(len(head))) - r.pos, err == nil && len(head) <= maxJumpScan
 	}
 	fromTail := func() (int64, bool) {
-		tail, err := r.a.client.XRange(ctx, r.stream, "("+r.lastID, info.LastID, maxJumpScan+1)
-		return info.Added - int64(len(tail)) - r.pos, err == nil && len(tail) <= maxJumpScan
+		tail, ok := r.entriesAfter(ctx, info, maxJumpScan+1)
+		return info.Added - tail - r.pos, ok
 	}
 	// The end nearer the reader first (by the IDs' milliseconds): a reader slightly behind under steady traffic is
 	// near the tail, one that trails the trimming near the head.
@@ -459,27 +460,15 @@ var errCheckFailed = errors.New("redisstreams: stream check failed")
 // what was written since: the reader keeps its place, and counts each writer's gap before its next entry.
 func (r *streamReader) newDataSet(info rdb.StreamInfo, kept bool) {
 	old := r.lastID
-	if kept {
+	what := "Redis lost the stream's data (restart without persistence, or failover to a replica that was behind)"
+	switch {
+	case kept:
 		r.keepPlace(info)
-		for _, s := range r.writers {
-			if !s.armed {
-				s.armed = true
-				r.armed++
-			}
-			s.until = ""
-		}
-		if r.a.onNewDataSet != nil {
-			r.a.onNewDataSet(r.stream)
-		}
-		r.a.log.Error("redisstreams: Redis lost the newest entries of the stream (failover to a replica that was "+
-			"behind); entries this server had not read are lost, counted for Go servers only",
-			"stream", r.stream, "last_read", old, "stream_last_id", info.LastID, "stream_entries", info.Length)
-		return
-	}
-	if compareIDs(info.LastID, r.lastID) < 0 {
+		what = "Redis lost the newest entries of the stream (failover to a replica that was behind)"
+	case compareIDs(info.LastID, r.lastID) < 0:
 		// Nothing of the new data set has been read (its IDs are all below the last one read): read all of it.
 		r.lastID, r.pos = "0-0", 0
-	} else {
+	default:
 		// The batches read since the last check that belong to the new data set.
 		r.pos = 0
 		for _, s := range r.sinceCheck {
@@ -498,12 +487,13 @@ func (r *streamReader) newDataSet(info rdb.StreamInfo, kept bool) {
 		}
 		s.until = ""
 	}
-	r.resolveGaps(info)
+	if !kept {
+		r.resolveGaps(info)
+	}
 	if r.a.onNewDataSet != nil {
 		r.a.onNewDataSet(r.stream)
 	}
-	r.a.log.Error("redisstreams: Redis lost the stream's data (restart without persistence, or failover to a "+
-		"replica that was behind); entries this server had not read are lost, counted for Go servers only",
+	r.a.log.Error("redisstreams: "+what+"; entries this server had not read are lost, counted for Go servers only",
 		"stream", r.stream, "last_read", old, "stream_last_id", info.LastID, "stream_entries", info.Length)
 }
 
@@ -520,13 +510,20 @@ func (r *streamReader) keepPlace(info rdb.StreamInfo) {
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, r.a.opts.RequestsTimeout)
 	defer cancel()
-	// Up to info.LastID: the entries added since XINFO STREAM are not in info.Added either.
-	after, err := r.a.client.XRange(ctx, r.stream, "("+r.lastID, info.LastID, maxGapScan)
-	if err != nil || len(after) == maxGapScan {
+	after, ok := r.entriesAfter(ctx, info, maxGapScan)
+	if !ok {
 		r.pos = -1 // unknown: no entries-added accounting in this data set
 		return
 	}
-	r.pos = info.Added - int64(len(after))
+	r.pos = info.Added - after
+}
+
+// entriesAfter counts the stream's entries after the reader's last ID, up to info.LastID (the entries added since
+// XINFO STREAM are not in info.Added either), with one XRANGE; ok is false when there are limit or more, or when
+// Redis did not answer.
+func (r *streamReader) entriesAfter(ctx context.Context, info rdb.StreamInfo, limit int64) (n int64, ok bool) {
+	after, err := r.a.client.XRange(ctx, r.stream, "("+r.lastID, info.LastID, limit)
+	return int64(len(after)), err == nil && int64(len(after)) < limit
 }
 
 // resolveGaps counts at once, when the new data set is still whole (nothing trimmed), the entries each armed
@@ -583,7 +580,7 @@ func (r *streamReader) raiseFloors(ctx context.Context) {
 	}
 }
 
-// maxGapScan bounds the entries resolveGaps reads.
+// maxGapScan bounds the entries resolveGaps and keepPlace read.
 const maxGapScan = 10000
 
 // lose counts n lost entries and logs them (a line per check at most, rate-limited).
