@@ -103,8 +103,7 @@ type catchUp struct {
 	NotReceived int64   `json:"not_received"` // summed over the receivers
 	CountedLost int64   `json:"counted_lost"` // the receivers' Stats().Lost, during the step and the catch-up
 	Unaccounted int64   `json:"unaccounted"`  // NotReceived - CountedLost
-	WaitS       float64 `json:"wait_s"`       // catch-up time after the drain window
-	Complete    bool    `json:"complete"`     // every broadcast was received or counted (false: gave up waiting)
+	WaitS       float64 `json:"wait_s"`       // catch-up time after the drain window (Unaccounted > 0: gave up)
 }
 
 // reqResult is a series of fetchSockets or serverSideEmitWithAck calls.
@@ -607,7 +606,6 @@ func (h *harness) catchUp(ctx context.Context, cl *cluster, sent, lost0 int64) *
 		out.NotReceived, out.CountedLost = 2*sent-received, lost-lost0
 		out.Unaccounted = out.NotReceived - out.CountedLost
 		if out.Unaccounted <= 0 {
-			out.Complete = true
 			break
 		}
 		if progress := received + lost; progress != last {
