@@ -67,7 +67,7 @@ func (n *nspAdapter) deliverOwn(packet *parser.Packet, msg *wire.Message, flags 
 	}
 	if data, ok := packet.Data.([]any); ok && len(data) > len(msg.Packet.Data) { // the offset, appended after XADD
 		offset, ok := data[len(data)-1].(string)
-		if !ok || len(data) != len(msg.Packet.Data)+1 || !isStreamID(offset) {
+		if !ok || len(data) != len(msg.Packet.Data)+1 || !wire.IsStreamID(offset) {
 			n.deliverPacketTo(packet, rooms, except, flags.Volatile, flags.Compress)
 			return
 		}
@@ -212,7 +212,7 @@ func (n *nspAdapter) onRawBroadcast(uid string, rb *wire.RawBroadcast, offset st
 	}
 	data := rb.Data
 	if n.recovery && offset != "" && !rb.Opts.Flags.Volatile { // an EVENT without id: recoverable
-		if n.pending.count.Load() != 0 || !isStreamID(offset) {
+		if n.pending.count.Load() != 0 || !wire.IsStreamID(offset) {
 			return false
 		}
 		data = data[:len(data)-1] + `,"` + offset + `"]` // the offset as last argument, as onBroadcast does
@@ -222,23 +222,5 @@ func (n *nspAdapter) onRawBroadcast(uid string, rb *wire.RawBroadcast, offset st
 	}
 	n.rawBroadcasts.Add(1)
 	n.deliverRaw(data, &rb.Opts)
-	return true
-}
-
-// isStreamID reports whether id has the form of a stream entry ID (digits-digits), safe to write into JSON as is.
-func isStreamID(id string) bool {
-	ms, seq, ok := strings.Cut(id, "-")
-	return ok && allDigits(ms) && allDigits(seq)
-}
-
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
 	return true
 }

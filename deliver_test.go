@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/socketio-go/redisstreams/internal/wire"
 	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
@@ -311,7 +312,7 @@ func TestOwnBroadcastLocalClients(t *testing.T) {
 		t.Fatalf("client got %#v", args)
 	}
 	offset, _ := args[1].(string)
-	if !isStreamID(offset) {
+	if !wire.IsStreamID(offset) {
 		t.Fatalf("offset %#v", args[1])
 	}
 	select {

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/socketio-go/redisstreams/internal/rdb"
@@ -66,18 +64,9 @@ func observeBatch(o Observer, ops []*rdb.Op, start time.Time) {
 
 // observeDelivered reports a broadcast read from a stream to the Observer (the caller checked it is not nil).
 func observeDelivered(o Observer, stream, nsp, id string) {
-	if ms, ok := entryMillis(id); ok {
+	if ms, ok := wire.IDMillis(id); ok {
 		o.Delivered(stream, nsp, time.Since(time.UnixMilli(ms)))
 	}
-}
-
-// entryMillis returns the milliseconds part of a stream entry ID ("<ms>-<seq>").
-func entryMillis(id string) (int64, bool) {
-	if i := strings.IndexByte(id, '-'); i >= 0 {
-		id = id[:i]
-	}
-	ms, err := strconv.ParseInt(id, 10, 64)
-	return ms, err == nil
 }
 
 // requestKind names a request type for Observer.Request.

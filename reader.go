@@ -267,7 +267,7 @@ func (r *streamReader) dedupe(entries []rdb.Entry) []rdb.Entry {
 			if base := max(s.last, s.floor); n > base+1 && s.last > 0 {
 				r.lose(int64(n-base-1), "entries vanished with Redis's data set (restart or failover) before this server read them")
 			}
-			if s.until == "" || compareIDs(e.ID, s.until) > 0 {
+			if s.until == "" || wire.CompareIDs(e.ID, s.until) > 0 {
 				s.armed, s.until = false, ""
 				r.armed--
 			}
@@ -339,7 +339,7 @@ func (r *streamReader) check() error {
 		r.rearm = true
 		return fmt.Errorf("%w: %w", errCheckFailed, err)
 	}
-	if r.lastID != "" && compareIDs(info.LastID, r.lastID) < 0 && !(sameEpoch && info.Added >= 0 && info.Added == r.pos) {
+	if r.lastID != "" && wire.CompareIDs(info.LastID, r.lastID) < 0 && !(sameEpoch && info.Added >= 0 && info.Added == r.pos) {
 		// The last ID went backwards (unless this reader already kept its place in a data set cut short by a
 		// failover, where no entry was added since).
 		newData = true
@@ -357,7 +357,7 @@ func (r *streamReader) check() error {
 				s.armed = true
 				r.armed++
 			}
-			if s.until == "" || compareIDs(info.LastID, s.until) > 0 {
+			if s.until == "" || wire.CompareIDs(info.LastID, s.until) > 0 {
 				s.until = info.LastID
 			}
 		}
@@ -378,10 +378,10 @@ func (r *streamReader) check() error {
 		switch {
 		case info.LastID == r.lastID:
 			gone = info.Added - r.pos // caught up: every entry added up to here was read, or is gone
-		case info.Length > 0 && compareIDs(r.lastID, info.FirstID) < 0:
+		case info.Length > 0 && wire.CompareIDs(r.lastID, info.FirstID) < 0:
 			gone = info.Added - info.Length - r.pos // behind, and the entries up to the first one left are gone
 			r.recheck = true
-		case info.Added > r.pos && compareIDs(r.lastID, info.LastID) < 0:
+		case info.Added > r.pos && wire.CompareIDs(r.lastID, info.LastID) < 0:
 			gone = r.jumpedOver(ctx, info)
 			r.recheck = true
 		}
@@ -390,7 +390,7 @@ func (r *streamReader) check() error {
 			// has lost nothing to trimming, and raised floors would hide the writers' gaps from the data set's
 			// loss (each go-redis receiver of TestFaultRedisDownPastMaxOutage missed 3-5 entries uncounted, ~1 run
 			// in 10).
-			if info.Length > 0 && compareIDs(r.lastID, info.FirstID) < 0 {
+			if info.Length > 0 && wire.CompareIDs(r.lastID, info.FirstID) < 0 {
 				r.raiseFloors(ctx)
 			}
 			r.pos += gone
@@ -435,9 +435,9 @@ func (r *streamReader) jumpedOver(ctx context.Context, info rdb.StreamInfo) int6
 	// The end nearer the reader first (by the IDs' milliseconds): a reader slightly behind under steady traffic is
 	// near the tail, one that trails the trimming near the head.
 	first, second := fromHead, fromTail
-	last, _ := idMillis(info.LastID)
-	at, _ := idMillis(r.lastID)
-	if head, _ := idMillis(info.FirstID); last-at < at-head {
+	last, _ := wire.IDMillis(info.LastID)
+	at, _ := wire.IDMillis(r.lastID)
+	if head, _ := wire.IDMillis(info.FirstID); last-at < at-head {
 		first, second = fromTail, fromHead
 	}
 	if n, ok := first(); ok {
@@ -465,14 +465,14 @@ func (r *streamReader) newDataSet(info rdb.StreamInfo, kept bool) {
 	case kept:
 		r.keepPlace(info)
 		what = "Redis lost the newest entries of the stream (failover to a replica that was behind)"
-	case compareIDs(info.LastID, r.lastID) < 0:
+	case wire.CompareIDs(info.LastID, r.lastID) < 0:
 		// Nothing of the new data set has been read (its IDs are all below the last one read): read all of it.
 		r.lastID, r.pos = "0-0", 0
 	default:
 		// The batches read since the last check that belong to the new data set.
 		r.pos = 0
 		for _, s := range r.sinceCheck {
-			if compareIDs(s.first, info.FirstID) >= 0 {
+			if wire.CompareIDs(s.first, info.FirstID) >= 0 {
 				r.pos += s.n
 			}
 		}
@@ -504,7 +504,7 @@ func (r *streamReader) keepPlace(info rdb.StreamInfo) {
 		r.pos = -1
 		return
 	}
-	if compareIDs(info.LastID, r.lastID) <= 0 {
+	if wire.CompareIDs(info.LastID, r.lastID) <= 0 {
 		r.pos = info.Added
 		return
 	}
@@ -597,8 +597,8 @@ func (r *streamReader) updateLag(ctx context.Context, info rdb.StreamInfo) {
 	var entries int64
 	next := ""
 	switch {
-	case r.lastID == "" || info.LastID == r.lastID || compareIDs(info.LastID, r.lastID) < 0:
-	case info.Length > 0 && compareIDs(r.lastID, info.FirstID) < 0:
+	case r.lastID == "" || info.LastID == r.lastID || wire.CompareIDs(info.LastID, r.lastID) < 0:
+	case info.Length > 0 && wire.CompareIDs(r.lastID, info.FirstID) < 0:
 		entries, next = info.Length, info.FirstID
 	default:
 		if info.Added >= 0 && r.pos >= 0 {
@@ -612,7 +612,7 @@ func (r *streamReader) updateLag(ctx context.Context, info rdb.StreamInfo) {
 		}
 	}
 	var seconds float64
-	if ms, ok := idMillis(next); ok {
+	if ms, ok := wire.IDMillis(next); ok {
 		seconds = max(float64(time.Now().UnixMilli()-ms)/1000, 0)
 	}
 	r.setGauge(func(g *StreamStats) { g.LagEntries, g.LagSeconds = entries, seconds })
@@ -628,13 +628,4 @@ func (r *streamReader) stats() StreamStats {
 	r.gaugeMu.Lock()
 	defer r.gaugeMu.Unlock()
 	return r.gauge
-}
-
-// idMillis returns the milliseconds part of an entry ID.
-func idMillis(id string) (int64, bool) {
-	if id == "" {
-		return 0, false
-	}
-	ms, _ := splitID(id)
-	return int64(ms), ms > 0
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/socketio-go/redisstreams/internal/wire"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 )
 
@@ -50,7 +51,7 @@ func offsetOf(t testing.TB, args []any) string {
 		t.Fatal("event without arguments")
 	}
 	s, ok := args[len(args)-1].(string)
-	if !ok || !offsetPattern.MatchString(s) {
+	if !ok || !wire.IsStreamID(s) {
 		t.Fatalf("last argument %#v is not an offset", args[len(args)-1])
 	}
 	return s
@@ -97,7 +98,7 @@ func findSession(t testing.TB, rc redis.UniversalClient, prefix string, sid sock
 		if err != nil {
 			continue
 		}
-		if s, err := decodeSession(raw); err == nil && s.Sid == sid {
+		if s, err := wire.DecodeSession(raw); err == nil && s.Sid == string(sid) {
 			return strings.TrimPrefix(k, prefix)
 		}
 	}
@@ -393,7 +394,7 @@ func TestRecoveryLargeGap(t *testing.T) {
 			for range 1000 {
 				args := c2.expect(t, "hit")
 				o := offsetOf(t, args)
-				if last != "" && compareIDs(o, last) <= 0 {
+				if last != "" && wire.CompareIDs(o, last) <= 0 {
 					t.Fatalf("offset %s after %s", o, last)
 				}
 				last = o

@@ -2,11 +2,8 @@ package redisstreams
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"log/slog"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,8 +24,6 @@ const restorePageSize = 1000
 // milliseconds of its restore; the record then only filters duplicates until the reader has passed the scan).
 const pendingLifetime = 30 * time.Second
 
-var offsetPattern = regexp.MustCompile(`^[0-9]+-[0-9]+$`)
-
 // PersistSession implements socket.Adapter: SET <prefix><pid> base64(msgpack{sid,pid,rooms,data}) PX <duration>,
 // byte-compatible with Node. The write is synchronous so that a reconnection to another server finds it.
 func (n *nspAdapter) PersistSession(session *socket.SessionToPersist) {
@@ -39,8 +34,8 @@ func (n *nspAdapter) PersistSession(session *socket.SessionToPersist) {
 	if session.Rooms != nil {
 		rooms = roomStrings(session.Rooms.Keys())
 	}
-	raw, err := wire.AppendValue(nil, map[string]any{"sid": string(session.Sid), "pid": string(session.Pid),
-		"rooms": rooms, "data": session.Data})
+	stored, err := wire.EncodeSession(wire.Session{Sid: string(session.Sid), Pid: string(session.Pid), Rooms: rooms,
+		Data: session.Data})
 	if err != nil {
 		n.parent.stats.sessionErrors.Add(1)
 		n.parent.log.Error("redisstreams: cannot encode session", "nsp", n.name, "sid", session.Sid, "err", err)
@@ -53,7 +48,7 @@ func (n *nspAdapter) PersistSession(session *socket.SessionToPersist) {
 	ctx, cancel := n.requestCtx()
 	defer cancel()
 	key := n.opts().SessionKeyPrefix + string(session.Pid)
-	if err := n.parent.client.Set(ctx, key, base64.StdEncoding.EncodeToString(raw), ttl); err != nil {
+	if err := n.parent.client.Set(ctx, key, stored, ttl); err != nil {
 		n.parent.stats.sessionErrors.Add(1)
 		n.parent.logLimited(&n.parent.sessionLog, slog.LevelError, "redisstreams: cannot persist session", "nsp", n.name,
 			"sid", session.Sid, "err", err)
@@ -64,7 +59,7 @@ func (n *nspAdapter) PersistSession(session *socket.SessionToPersist) {
 // malformed offset) gives (nil, nil): the client gets a fresh session and nothing else is affected.
 func (n *nspAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) (*socket.Session, error) {
 	log := n.parent.log.With("nsp", n.name, "offset", offset)
-	if !offsetPattern.MatchString(offset) {
+	if !wire.IsStreamID(offset) {
 		log.Debug("redisstreams: not restoring: malformed offset")
 		return nil, nil
 	}
@@ -87,11 +82,16 @@ func (n *nspAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) 
 		log.Debug("redisstreams: not restoring: unknown or expired session")
 		return nil, nil
 	}
-	session, err := decodeSession(raw)
+	stored, err := wire.DecodeSession(raw)
 	if err != nil {
 		n.parent.stats.invalid.Add(1)
 		log.Warn("redisstreams: not restoring: malformed session", "err", err)
 		return nil, nil
+	}
+	session := &socket.Session{
+		SessionToPersist: &socket.SessionToPersist{Sid: socket.SocketId(stored.Sid), Pid: socket.PrivateSessionId(stored.Pid),
+			Rooms: types.NewSet(toRooms(stored.Rooms)...), Data: stored.Data},
+		MissedPackets: []any{},
 	}
 
 	// Broadcasts processed from now on, until the socket can be reached, are held for it (see pendingRestore).
@@ -115,39 +115,6 @@ func (n *nspAdapter) restoreError(err error) error {
 	return err
 }
 
-func decodeSession(raw string) (*socket.Session, error) {
-	bin, err := base64.StdEncoding.DecodeString(raw)
-	if err != nil {
-		return nil, err
-	}
-	v, err := wire.DecodeMsgpack(bin)
-	if err != nil {
-		return nil, err
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("session is %T", v)
-	}
-	sid, _ := m["sid"].(string)
-	pid, _ := m["pid"].(string)
-	if sid == "" || pid == "" {
-		return nil, fmt.Errorf("session without sid or pid")
-	}
-	rooms := types.NewSet[socket.Room]()
-	if list, ok := m["rooms"].([]any); ok {
-		for _, r := range list {
-			if s, ok := r.(string); ok {
-				rooms.Add(socket.Room(s))
-			}
-		}
-	}
-	return &socket.Session{
-		SessionToPersist: &socket.SessionToPersist{Sid: socket.SocketId(sid), Pid: socket.PrivateSessionId(pid),
-			Rooms: rooms, Data: m["data"]},
-		MissedPackets: []any{},
-	}, nil
-}
-
 // missedPackets reads the stream after offset up to end (inclusive), in pages, and keeps this namespace's
 // broadcasts the session would have received, each with its offset appended.
 func (n *nspAdapter) missedPackets(ctx context.Context, session *socket.Session, offset, end string) ([]any, error) {
@@ -156,7 +123,7 @@ func (n *nspAdapter) missedPackets(ctx context.Context, session *socket.Session,
 	missed := []any{}
 	cursor := offset
 	seqs := map[string]uint64{} // the repeats of retried writes are replayed once
-	for compareIDs(cursor, end) < 0 {
+	for wire.CompareIDs(cursor, end) < 0 {
 		page, err := n.parent.client.XRange(ctx, n.stream, "("+cursor, end, restorePageSize)
 		if err != nil {
 			return nil, fmt.Errorf("read missed packets: %w", err)
@@ -265,32 +232,6 @@ func matchesRooms(session, rooms, except []string) bool {
 	return included
 }
 
-// compareIDs orders stream IDs ("ms-seq").
-func compareIDs(a, b string) int {
-	am, as := splitID(a)
-	bm, bs := splitID(b)
-	switch {
-	case am != bm:
-		if am < bm {
-			return -1
-		}
-		return 1
-	case as != bs:
-		if as < bs {
-			return -1
-		}
-		return 1
-	}
-	return 0
-}
-
-func splitID(id string) (uint64, uint64) {
-	ms, seq, _ := strings.Cut(id, "-")
-	m, _ := strconv.ParseUint(ms, 10, 64)
-	s, _ := strconv.ParseUint(seq, 10, 64)
-	return m, s
-}
-
 // pendingRestore closes the gap Node leaves open (its W9): between the restore's scan and the moment the restored
 // socket is connected and in its rooms, broadcasts reach nobody. From the start of the restore, every broadcast
 // this server delivers that the session would receive is either held here (then flushed, in order, as soon as
@@ -366,7 +307,7 @@ func (n *nspAdapter) routePending(offset string, fromReader bool, data []any, wo
 	var exclude []socket.Room
 	for _, p := range list {
 		p.mu.Lock()
-		done := fromReader && p.connected && p.end != "" && compareIDs(offset, p.end) > 0
+		done := fromReader && p.connected && p.end != "" && wire.CompareIDs(offset, p.end) > 0
 		p.mu.Unlock()
 		if done {
 			n.removePending(p)
@@ -377,7 +318,7 @@ func (n *nspAdapter) routePending(offset string, fromReader bool, data []any, wo
 		}
 		p.mu.Lock()
 		switch {
-		case p.end != "" && compareIDs(offset, p.end) <= 0:
+		case p.end != "" && wire.CompareIDs(offset, p.end) <= 0:
 			exclude = append(exclude, socket.Room(p.sid)) // in the replay
 		case !p.connected:
 			p.held = append(p.held, data)
@@ -421,7 +362,7 @@ func (n *nspAdapter) AddAll(id socket.SocketId, rooms *types.Set[socket.Room]) {
 	p.connected = true
 	target := &socket.BroadcastOptions{Rooms: types.NewSet(socket.Room(id)), Except: types.NewSet[socket.Room]()}
 	for i, data := range p.held {
-		if p.end != "" && compareIDs(p.heldIDs[i], p.end) <= 0 {
+		if p.end != "" && wire.CompareIDs(p.heldIDs[i], p.end) <= 0 {
 			continue // in the replay
 		}
 		n.Adapter.Broadcast(&parser.Packet{Type: parser.EVENT, Data: data}, target)

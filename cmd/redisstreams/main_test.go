@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -167,11 +166,12 @@ func storeSessions(t *testing.T, f *fleet, n int) {
 	t.Helper()
 	for i := range n {
 		pid := fmt.Sprintf("pid%03d", i)
-		raw, err := wire.AppendValue(nil, map[string]any{"sid": "sid" + pid, "pid": pid, "rooms": []any{"secret-room"}, "data": map[string]any{"user": "alice"}})
+		stored, err := wire.EncodeSession(wire.Session{Sid: "sid" + pid, Pid: pid, Rooms: []string{"secret-room"},
+			Data: map[string]any{"user": "alice"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := f.rc.Set(context.Background(), f.prefix+":session:"+pid, base64.StdEncoding.EncodeToString(raw), time.Minute).Err(); err != nil {
+		if err := f.rc.Set(context.Background(), f.prefix+":session:"+pid, stored, time.Minute).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -248,7 +248,7 @@ func TestTail(t *testing.T) {
 		if te.TypeName != "BROADCAST" || te.Error != "" || (te.Event != "tick" && te.Event != "msg") {
 			t.Errorf("entry %s", l)
 		}
-		if prev != "" && compareIDs(prev, te.ID) >= 0 {
+		if prev != "" && wire.CompareIDs(prev, te.ID) >= 0 {
 			t.Errorf("entries out of order: %s then %s", prev, te.ID)
 		}
 		prev = te.ID

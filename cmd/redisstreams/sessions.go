@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -121,15 +120,11 @@ func runSessions(ctx context.Context, e *env, args []string) error {
 	return w.Flush()
 }
 
-// decodeSession decodes a stored session (base64 of MessagePack {sid, pid, rooms, data}) for display.
+// decodeSession decodes a stored session for display.
 func decodeSession(raw string) any {
-	bin, err := base64.StdEncoding.DecodeString(raw)
+	s, err := wire.DecodeSession(raw)
 	if err != nil {
-		return map[string]any{"error": "not base64"}
+		return map[string]any{"error": err.Error()}
 	}
-	v, err := wire.DecodeMsgpack(bin)
-	if err != nil {
-		return map[string]any{"error": "not msgpack: " + err.Error()}
-	}
-	return showable(v)
+	return map[string]any{"sid": s.Sid, "pid": s.Pid, "rooms": s.Rooms, "data": showable(s.Data)}
 }

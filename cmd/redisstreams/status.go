@@ -130,7 +130,7 @@ func (e *env) streamStatus(ctx context.Context, name string, now time.Time) (str
 	}
 	s.Namespaces = slices.Sorted(maps.Keys(nsps))
 	if len(recent) > 0 {
-		if oldest, ok := idMillis(recent[len(recent)-1].ID); ok {
+		if oldest, ok := wire.IDMillis(recent[len(recent)-1].ID); ok {
 			span := now.Sub(time.UnixMilli(oldest)).Seconds()
 			if span > 0 {
 				s.Rate = float64(len(recent)) / span
@@ -280,15 +280,8 @@ func fmtSeconds(s float64) string {
 	return d.Round(time.Second).String()
 }
 
-// idMillis returns the millisecond part of a stream entry ID.
-func idMillis(id string) (int64, bool) {
-	ms, _, _ := strings.Cut(id, "-")
-	n, err := strconv.ParseInt(ms, 10, 64)
-	return n, err == nil && n > 0
-}
-
 func ageOf(id string, now time.Time) *float64 {
-	ms, ok := idMillis(id)
+	ms, ok := wire.IDMillis(id)
 	if !ok {
 		return nil
 	}

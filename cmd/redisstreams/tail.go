@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -147,7 +146,7 @@ func runTail(ctx context.Context, e *env, args []string) error {
 			msgs, err = lastEntries(cctx, e, s, *history, f)
 			// Entries added between LastID and the history read are in the history: following starts after
 			// them, or they would be printed twice.
-			if n := len(msgs); n > 0 && compareIDs(msgs[n-1].ID, last) > 0 {
+			if n := len(msgs); n > 0 && wire.CompareIDs(msgs[n-1].ID, last) > 0 {
 				last = msgs[n-1].ID
 			}
 			for i := range msgs {
@@ -165,7 +164,7 @@ func runTail(ctx context.Context, e *env, args []string) error {
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return compareIDs(past[a].ID, past[b].ID) })
+	slices.SortStableFunc(order, func(a, b int) int { return wire.CompareIDs(past[a].ID, past[b].ID) })
 	if len(order) > *history {
 		order = order[len(order)-*history:]
 	}
@@ -264,19 +263,6 @@ func lastEntries(ctx context.Context, e *env, stream string, n int, f filter) ([
 	return out, nil
 }
 
-func compareIDs(a, b string) int {
-	am, as, _ := strings.Cut(a, "-")
-	bm, bs, _ := strings.Cut(b, "-")
-	an, _ := strconv.ParseUint(am, 10, 64)
-	bn, _ := strconv.ParseUint(bm, 10, 64)
-	if c := cmp.Compare(an, bn); c != 0 {
-		return c
-	}
-	aq, _ := strconv.ParseUint(as, 10, 64)
-	bq, _ := strconv.ParseUint(bs, 10, 64)
-	return cmp.Compare(aq, bq)
-}
-
 type printer struct {
 	w       io.Writer
 	json    bool
@@ -306,7 +292,7 @@ func (p *printer) print(stream string, en *rdb.Entry) bool {
 
 func decodeEntry(stream string, en *rdb.Entry) *tailEntry {
 	te := &tailEntry{ID: en.ID, Stream: stream, UID: en.Fields["uid"], Nsp: en.Fields["nsp"]}
-	if ms, ok := idMillis(en.ID); ok {
+	if ms, ok := wire.IDMillis(en.ID); ok {
 		te.Time = time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z")
 	}
 	te.Type, _ = strconv.Atoi(en.Fields["type"])

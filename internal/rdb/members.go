@@ -16,7 +16,7 @@ func Members(ctx context.Context, c Client, stream string, since time.Time, maxE
 	const page = 1000
 	closeType := strconv.Itoa(int(wire.AdapterClose))
 	members = map[string]map[string]bool{}
-	start := strconv.FormatInt(max(since.UnixMilli(), 0), 10) + "-0"
+	start := wire.StreamID{Ms: uint64(max(since.UnixMilli(), 0))}.String()
 	for read := 0; ; {
 		if read >= maxEntries {
 			return members, true, nil
