@@ -13,7 +13,8 @@ import (
 // Ping reports whether the adapter works: Redis answers (the node of every stream this server reads, on a
 // cluster), no write is held for want of Redis, and every stream reader is reading (its last XREAD succeeded).
 // Serve it as a readiness check (e.g. /healthz). It returns nil, or an error wrapping ErrClosed, ErrUnavailable
-// or Redis's own error (wrong credentials, missing permission). It costs one round trip per stream read.
+// or Redis's own error (wrong credentials, missing permission, also for the commands a reader's checks need:
+// XINFO STREAM, and SET/GET of the epoch key, see StreamStats.CheckError). It costs one round trip per stream read.
 func (a *Adapter) Ping(ctx context.Context) error {
 	a.mu.Lock()
 	if a.closed {
@@ -42,6 +43,10 @@ func (a *Adapter) Ping(ctx context.Context) error {
 		if since := r.failingSince.Load(); since != 0 {
 			return fmt.Errorf("redisstreams: ping: reader of stream %s failing for %v: %w", r.stream,
 				time.Since(time.Unix(0, since)).Round(time.Millisecond), ErrUnavailable)
+		}
+		if err := r.checkError(); err != nil {
+			return fmt.Errorf("redisstreams: ping: Redis refuses the checks of stream %s, losses may go uncounted: %w",
+				r.stream, err)
 		}
 	}
 	return nil

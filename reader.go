@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/socketio-go/redisstreams/internal/ledger"
 	"github.com/socketio-go/redisstreams/internal/rdb"
 	"github.com/socketio-go/redisstreams/internal/wire"
 )
@@ -19,16 +20,17 @@ const (
 )
 
 // checkInterval is how often a reader checks its stream for entries lost before it read them (one XINFO STREAM
-// and one SET NX GET, plus one XRANGE when it is behind), whether it is caught up, behind, or held up by slow
-// local delivery.
+// and one SET NX GET, plus one XRANGE when it is behind; see internal/ledger), whether it is caught up, behind, or
+// held up by slow local delivery.
 const checkInterval = time.Second
 
 // streamReader follows one stream on a connection of its own. Reading and dispatching run in two goroutines
 // joined by a small bounded queue: slow local delivery stops further XREADs (Redis keeps the backlog) instead of
 // dropping entries, and a Redis round trip never waits for local delivery.
 //
-// The read goroutine also keeps the books: it drops the repeats of retried writes (wire.SeqField), and counts the
-// entries that vanished before it read them (trimmed, deleted, or lost with Redis's data set), see check.
+// The read goroutine owns the reader's books (ledger.Ledger): they drop the repeats of retried writes and count the
+// entries that vanished before the reader read them. This file does the I/O around them: the reads, the checks
+// (XINFO STREAM and the epoch key, every checkInterval), and the counters and logs of what they find.
 type streamReader struct {
 	a      *Adapter
 	stream string
@@ -37,62 +39,31 @@ type streamReader struct {
 	done   chan struct{}
 
 	// Read goroutine only.
-	lastID     string            // the last entry read; the next XREAD starts after it
-	pos        int64             // entries added to the stream up to lastID in this data set; -1: unknown (Redis < 7)
-	epochKey   string            // its value changes when Redis loses its data set
-	epoch      string            // "" until the first check
-	candidate  string            // what this reader writes to epochKey when it is missing
-	sinceCheck []span            // batches read since the last check
-	writers    map[string]*seqOf // by writer: the sequence read so far
-	armed      int               // writers whose next entry tells how many of theirs vanished with a data set
-	lossLog    rateLimited
-	lastCheck  time.Time
-	checkDue   bool // check before the next XREAD (after an error, or a check that failed)
-	rearm      bool // Redis failed to answer: arm every writer at the next check that succeeds
-	// Entries missing from writers' numbering, seen since the last check while they were not armed. A check that
-	// finds a new data set counts them lost: entries of the new data set may be read before it is noticed (a Redis
-	// client that reconnects by itself does not fail the read; checks run every checkInterval), and the gap before
-	// them is what vanished. Any other check forgets them (trimmed entries are counted apart, dropped writes by
-	// their publisher).
-	gaps int64
-	// The last check found this reader behind: what it jumps over after that check (entries trimmed ahead of it)
-	// is counted by the next one, which the first read that finds it caught up makes at once, rather than after
-	// its next XREAD BLOCK. Also when jumpedOver could count only part.
-	recheck bool
+	books     *ledger.Ledger
+	epochKey  string // its value changes when Redis loses its data set
+	candidate string // what this reader writes to epochKey when it is missing
+	lossLog   rateLimited
+	checkLog  rateLimited
+	lastCheck time.Time
+	checkDue  bool // check before the next XREAD (after an error, or a check Redis did not answer)
 
 	failingSince atomic.Int64 // unix nanoseconds of the first of the current read failures; 0 when reading
 
-	gaugeMu sync.Mutex
-	gauge   StreamStats
-}
-
-// span is one batch of entries, as read in one XREAD.
-type span struct {
-	first string
-	n     int64
-}
-
-// seqOf is what a reader knows of one writer's sequence.
-type seqOf struct {
-	last  uint64 // the highest sequence number read
-	floor uint64 // the entries up to here were read or counted lost (trimmed before this reader got to them)
-	seen  time.Time
-	armed bool // Redis lost its data set since this writer's last entry: the gap before its next one is lost
-	// While armed: the last entry ID up to which every gap in its sequence is lost (the stream's last ID when
-	// Redis answered again after a failure); "" when its next entry alone tells.
-	until string
+	gaugeMu  sync.Mutex
+	gauge    StreamStats
+	checkErr error // the last check's failure other than "unavailable" (NOPERM...); nil when checks work
 }
 
 func (a *Adapter) startReader(stream string, start rdb.StreamInfo) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &streamReader{a: a, stream: stream, ctx: ctx, cancel: cancel, done: make(chan struct{}),
-		epochKey: epochKey(stream), candidate: randomID(), writers: map[string]*seqOf{}}
+		books: ledger.New(stream, start, 2*a.opts.MaxOutage), epochKey: epochKey(stream), candidate: randomID()}
 	r.gauge.Stream = stream
 	a.readers[stream] = r
 	batches := make(chan []rdb.Entry, 4)
 	a.wg.Go(func() {
 		defer close(batches)
-		r.read(start, batches)
+		r.read(batches)
 	})
 	a.wg.Go(func() {
 		defer close(r.done)
@@ -123,14 +94,10 @@ func epochKey(stream string) string {
 	return "{" + stream + "}:epoch"
 }
 
-// read runs the XREAD loop from the start position (when empty: the newest entry once Redis answers). It never
-// reads from "$", which loses entries written between two empty reads, and resumes from the last ID it saw after
-// every error.
-func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
-	r.lastID, r.pos = start.LastID, start.Added
-	if r.lastID == "" {
-		r.pos = -1
-	}
+// read runs the XREAD loop from the books' start position (when unknown: the newest entry once Redis answers). It
+// never reads from "$", which loses entries written between two empty reads, and resumes from the last ID it saw
+// after every error.
+func (r *streamReader) read(out chan<- []rdb.Entry) {
 	r.checkDue = true
 	a := r.a
 	log := a.log.With("stream", r.stream)
@@ -154,11 +121,11 @@ func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
 				a.readerMu.Unlock()
 			}
 		}
-		if err == nil && r.lastID == "" {
+		if err == nil && r.books.LastID() == "" {
 			ctx, cancel := context.WithTimeout(r.ctx, a.opts.RequestsTimeout)
 			var info rdb.StreamInfo
 			if info, err = a.client.StreamInfo(ctx, r.stream); err == nil {
-				r.lastID, r.pos = info.LastID, info.Added
+				r.books.Start(info)
 			}
 			cancel()
 		}
@@ -170,10 +137,10 @@ func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
 		var entries []rdb.Entry
 		if err == nil {
 			block := a.opts.BlockTime
-			if r.recheck { // a read that finds nothing new is followed by a check within a second too
+			if r.books.Recheck() { // a read that finds nothing new is followed by a check within a second too
 				block = min(block, checkInterval)
 			}
-			entries, err = reader.Read(r.ctx, r.stream, r.lastID, a.opts.ReadCount, block)
+			entries, err = reader.Read(r.ctx, r.stream, r.books.LastID(), a.opts.ReadCount, block)
 		}
 		if err != nil {
 			if r.ctx.Err() != nil {
@@ -181,14 +148,14 @@ func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
 			}
 			failures++
 			r.checkDue = true
-			r.rearm = true
+			r.books.Failed()
 			if !errors.Is(err, errCheckFailed) {
 				a.stats.readErrors.Add(1)
 			}
 			if failures == 1 {
 				failedSince = time.Now()
 				r.failingSince.Store(failedSince.UnixNano())
-				log.Warn("redisstreams: stream read failed, retrying until Redis answers", "err", err, "last_id", r.lastID)
+				log.Warn("redisstreams: stream read failed, retrying until Redis answers", "err", err, "last_id", r.books.LastID())
 			}
 			if !rdb.Sleep(r.ctx, rdb.Backoff(failures, minBackoff, maxBackoff)) {
 				return
@@ -198,22 +165,20 @@ func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
 		if failures > 0 {
 			r.failingSince.Store(0)
 			log.Info("redisstreams: stream read recovered", "failed_for", time.Since(failedSince).Round(time.Millisecond),
-				"failures", failures, "last_id", r.lastID)
+				"failures", failures, "last_id", r.books.LastID())
 			failures = 0
 		}
 		if len(entries) == 0 {
 			continue
 		}
-		if r.recheck && len(entries) < int(a.opts.ReadCount) {
+		if r.books.Recheck() && len(entries) < int(a.opts.ReadCount) {
 			r.checkDue = true // caught up: count now what was jumped over since the last check
 		}
-		r.lastID = entries[len(entries)-1].ID
-		if r.pos >= 0 {
-			r.pos += int64(len(entries))
-		}
-		r.sinceCheck = append(r.sinceCheck, span{first: entries[0].ID, n: int64(len(entries))})
-		r.setGauge(func(g *StreamStats) { g.LastID = r.lastID })
-		entries = r.dedupe(entries)
+		entries, res := r.books.Read(entries, time.Now())
+		a.stats.received.Add(uint64(res.Skipped + res.Duplicates)) // never dispatched
+		a.stats.duplicates.Add(uint64(res.Duplicates))
+		r.lose(res.Lost, lostWithDataSet)
+		r.setGauge(func(g *StreamStats) { g.LastID = r.books.LastID() })
 		if len(entries) == 0 {
 			continue
 		}
@@ -230,85 +195,23 @@ func (r *streamReader) read(start rdb.StreamInfo, out chan<- []rdb.Entry) {
 	}
 }
 
-// dedupe drops (in place) the entries that repeat one already read: a write that Redis applied but whose reply
-// was lost is sent again by its server, with the same sequence number. Entries without a sequence (Node servers,
-// emitters) always pass. After Redis lost its data set, the first entry of each writer tells how many of its
-// entries vanished unread.
-func (r *streamReader) dedupe(entries []rdb.Entry) []rdb.Entry {
-	a := r.a
-	kept := entries[:0]
-	now := time.Now()
-	for _, e := range entries {
-		if e.Skipped { // this server's own (Adapter.ownEntry): read, never delivered here
-			a.stats.received.Add(1)
-			continue
-		}
-		writer, n, ok := wire.ParseSeq(e.Fields[wire.SeqField])
-		if !ok {
-			kept = append(kept, e)
-			continue
-		}
-		s := r.writers[writer]
-		if s == nil {
-			s = &seqOf{}
-			r.writers[writer] = s
-		}
-		s.seen = now
-		if n <= s.last {
-			a.stats.received.Add(1)
-			a.stats.duplicates.Add(1)
-			continue
-		}
-		if !s.armed {
-			if base := max(s.last, s.floor); s.last > 0 && n > base+1 {
-				r.gaps += int64(n - base - 1) // the next check tells whether they vanished with Redis's data set
-			}
-		} else {
-			if base := max(s.last, s.floor); n > base+1 && s.last > 0 {
-				r.lose(int64(n-base-1), "entries vanished with Redis's data set (restart or failover) before this server read them")
-			}
-			if s.until == "" || wire.CompareIDs(e.ID, s.until) > 0 {
-				s.armed, s.until = false, ""
-				r.armed--
-			}
-		}
-		s.last = n
-		kept = append(kept, e)
-	}
-	clear(entries[len(kept):])
-	if len(r.writers) > 1000 {
-		r.prune(now)
-	}
-	return kept
-}
+const (
+	lostWithDataSet = "entries vanished with Redis's data set (restart or failover) before this server read them"
+	lostTrimmed     = "stream entries were trimmed before this server read them; their messages were lost " +
+		"(raise Options.MaxLen, or look for what held this server up)"
+)
 
-// prune forgets writers not heard from for long: a server that stopped, or restarted under a new writer name.
-func (r *streamReader) prune(now time.Time) {
-	idle := max(10*time.Minute, 2*r.a.opts.MaxOutage)
-	for w, s := range r.writers {
-		if now.Sub(s.seen) > idle {
-			if s.armed {
-				r.armed--
-			}
-			delete(r.writers, w)
-		}
-	}
-}
+// errCheckFailed: Redis did not answer a reader's check; the reader waits before reading on.
+var errCheckFailed = errors.New("redisstreams: stream check failed")
 
-// check compares the reader's position with the stream in Redis and counts the entries that vanished before this
-// server read them:
-//   - trimmed (MAXLEN) or deleted while the reader was behind: when the first entry of the stream is past the
-//     reader's position, every entry added before it that the reader has not read is gone, and entries-added
-//     says how many (Redis 7);
-//   - trimmed or deleted (XDEL) entries that a read jumped over: counted when the reader has caught up, or, while
-//     it is behind, by jumpedOver;
-//   - lost with Redis's data set (a restart without persistence, a failover to a replica that was behind): the
-//     epoch key is gone or changed, or the stream's last ID or entries-added went backwards. The reader then
-//     starts over in the new data set, and counts, for each server that numbers its writes, the gap before its
-//     first entry read there. Entries of Node servers and emitters lost this way cannot be counted.
+// check asks Redis how the stream stands (XINFO STREAM, and the epoch key with SET NX GET) and has the books count
+// what vanished before this server read it (ledger.Ledger.Check): trimmed or deleted entries, and entries lost
+// with Redis's data set. It also refreshes the lag gauges.
 //
-// It also refreshes the lag gauges. A check that fails (Redis unavailable) is tried again before the next read,
-// and returns an error wrapping errCheckFailed when Redis did not answer it.
+// A check Redis did not answer (unreachable, loading, failing over) is made again before the next read, which
+// waits for it: the error wraps errCheckFailed. A check Redis refused (NOPERM from an ACL, a wrong type at the
+// epoch key) is counted in Stats.CheckErrors, logged (rate-limited), reported by Ping, and made again at the next
+// interval; while the epoch key is refused, a restarted Redis is told only by the stream's own counters.
 func (r *streamReader) check() error {
 	a := r.a
 	r.lastCheck = time.Now()
@@ -316,295 +219,91 @@ func (r *streamReader) check() error {
 	defer cancel()
 	info, err := a.client.StreamInfo(ctx, r.stream)
 	if err != nil {
-		r.checkDue = true
-		if rdb.Unavailable(err) {
-			r.rearm = true // also when the check was made while the reader is held up (and not reading)
-			return fmt.Errorf("%w: %w", errCheckFailed, err)
-		}
-		return nil
+		return r.checkFailed("XINFO STREAM", err)
 	}
-	newData, sameEpoch := false, false
+	obs := ledger.Observation{Info: info}
+	var refused error
 	if epoch, err := a.client.Epoch(ctx, r.epochKey, r.candidate); err == nil {
-		newData = r.epoch != "" && epoch != r.epoch
-		sameEpoch = r.epoch != "" && epoch == r.epoch
-		r.epoch = epoch
+		obs.Epoch, obs.EpochKnown = epoch, true
 		if epoch == r.candidate {
 			// This reader marked the data set: should it mark the next one too, the mark must differ.
 			r.candidate = randomID()
 		}
-	} else if rdb.Unavailable(err) {
-		// Whether Redis lost its data set cannot be told now: the batches read since the last check stay on the
+	} else if err := r.checkFailed("SET NX GET "+r.epochKey, err); err != nil {
+		// Whether Redis lost its data set cannot be told now: the entries read since the last check stay on the
 		// books (a new data set is measured with them), and the check is made again before the next read.
-		r.checkDue = true
-		r.rearm = true
-		return fmt.Errorf("%w: %w", errCheckFailed, err)
+		return err
+	} else {
+		refused = r.checkError()
 	}
-	if r.lastID != "" && wire.CompareIDs(info.LastID, r.lastID) < 0 && !(sameEpoch && info.Added >= 0 && info.Added == r.pos) {
-		// The last ID went backwards (unless this reader already kept its place in a data set cut short by a
-		// failover, where no entry was added since).
-		newData = true
-	}
-	if info.Added >= 0 && r.pos >= 0 && info.Added < r.pos {
-		newData = true // fewer entries ever added than this reader has read
-	}
-	if r.rearm {
-		// Redis failed to answer this reader. Its master may have died, and a replica taken over that had not
-		// received every entry acknowledged: the reader may resume inside the data set the replica had, without
-		// anything in the stream telling. So every writer's gap up to the stream's last entry now is counted lost.
-		r.rearm = false
-		for _, s := range r.writers {
-			if !s.armed {
-				s.armed = true
-				r.armed++
-			}
-			if s.until == "" || wire.CompareIDs(info.LastID, s.until) > 0 {
-				s.until = info.LastID
-			}
+	res := r.books.Check(ctx, obs, a.client)
+	if res.NewData {
+		if a.onNewDataSet != nil {
+			a.onNewDataSet(r.stream)
 		}
-	}
-	if newData {
-		r.newDataSet(info, sameEpoch)
-		if r.gaps > 0 {
-			r.lose(r.gaps, "entries vanished with Redis's data set (restart or failover) before this server read them")
+		what := "Redis lost the stream's data (restart without persistence, or failover to a replica that was behind)"
+		if res.Kept {
+			what = "Redis lost the newest entries of the stream (failover to a replica that was behind)"
 		}
+		a.log.Error("redisstreams: "+what+"; entries this server had not read are lost, counted for Go servers only",
+			"stream", r.stream, "last_read", res.LastRead, "stream_last_id", info.LastID, "stream_entries", info.Length)
 	}
-	r.gaps = 0
+	r.lose(res.LostDataSet, lostWithDataSet)
+	r.lose(res.LostTrimmed, lostTrimmed)
 	r.checkDue = false
-	r.sinceCheck = r.sinceCheck[:0]
-
-	if info.Added >= 0 && r.pos >= 0 && r.lastID != "" {
-		var gone int64
-		r.recheck = false
-		switch {
-		case info.LastID == r.lastID:
-			gone = info.Added - r.pos // caught up: every entry added up to here was read, or is gone
-		case info.Length > 0 && wire.CompareIDs(r.lastID, info.FirstID) < 0:
-			gone = info.Added - info.Length - r.pos // behind, and the entries up to the first one left are gone
-			r.recheck = true
-		case info.Added > r.pos && wire.CompareIDs(r.lastID, info.LastID) < 0:
-			gone = r.jumpedOver(ctx, info)
-			r.recheck = true
-		}
-		if gone > 0 {
-			// Only when entries were trimmed: a reader behind the first entry of a new data set (after a restart)
-			// has lost nothing to trimming, and raised floors would hide the writers' gaps from the data set's
-			// loss (each go-redis receiver of TestFaultRedisDownPastMaxOutage missed 3-5 entries uncounted, ~1 run
-			// in 10).
-			if info.Length > 0 && wire.CompareIDs(r.lastID, info.FirstID) < 0 {
-				r.raiseFloors(ctx)
-			}
-			r.pos += gone
-			if r.armed > 0 {
-				// The gaps of the writers still armed would count these trimmed entries again.
-				for _, s := range r.writers {
-					s.armed, s.until = false, ""
-				}
-				r.armed = 0
-			}
-			r.lose(gone, "stream entries were trimmed before this server read them; their messages were lost "+
-				"(raise Options.MaxLen, or look for what held this server up)")
-		}
+	if refused == nil {
+		r.setCheckError(nil)
 	}
-	r.updateLag(ctx, info)
+	r.updateLag(ctx, info, res.Behind)
 	return nil
 }
 
-// jumpedOver counts, for a reader inside the stream (neither behind its first entry nor caught up), the entries
-// it never read although they were added before its last ID: entries trimmed (or deleted) while it was behind, that
-// its next XREAD jumped over (XREAD returns the oldest entries left after the ID it is given). Such a reader is
-// never behind the first entry at a check, nor caught up while traffic goes on, so without this count a reader that
-// trails the trimming under sustained load would report those losses only once the traffic stops.
-//
-// With A = entries ever added (info.Added), L = entries in the stream after the reader's last ID, and the reader's
-// position r.pos (entries up to its last ID it read or counted), the entries it jumped over are A - L - r.pos. L is
-// the stream's length minus the entries up to the last ID, counted with one bounded XRANGE from the head (where a
-// reader that jumps over trimmed entries is), or with one from the last ID to the end. When both exceed the bound,
-// only the part that is certain is counted (L is at most Length - maxJumpScan - 1), and the rest when a later check
-// can tell (at the latest the one made as soon as the reader has caught up). The XRANGEs follow XINFO STREAM:
-// entries trimmed between them are unread entries gone too, and entries added since are left out by the ID bound,
-// so nothing is counted that this reader could still read.
-func (r *streamReader) jumpedOver(ctx context.Context, info rdb.StreamInfo) int64 {
-	fromHead := func() (int64, bool) {
-		head, err := r.a.client.XRange(ctx, r.stream, "-", r.lastID, maxJumpScan+1)
-		return info.Added - (info.Length - int64(len(head))) - r.pos, err == nil && len(head) <= maxJumpScan
+// checkFailed handles a check's command that failed: nil when the check goes on without it (Redis refused it: counted,
+// logged, kept for Ping), an error wrapping errCheckFailed when Redis did not answer.
+func (r *streamReader) checkFailed(command string, err error) error {
+	if rdb.Unavailable(err) {
+		r.checkDue = true
+		r.books.Failed() // also when the check was made while the reader is held up (and not reading)
+		return fmt.Errorf("%w: %w", errCheckFailed, err)
 	}
-	fromTail := func() (int64, bool) {
-		tail, ok := r.entriesAfter(ctx, info, maxJumpScan+1)
-		return info.Added - tail - r.pos, ok
+	err = fmt.Errorf("%s: %w", command, err)
+	r.checkDue = false // at the next interval, not before every read
+	r.a.stats.checkErrors.Add(1)
+	r.setCheckError(err)
+	if ok, suppressed := r.checkLog.allow(); ok {
+		r.a.log.Error("redisstreams: Redis refused a stream check: entries lost before this server read them may go "+
+			"uncounted until it is allowed (see docs/operations.md, ACL)", "stream", r.stream, "err", err,
+			"refusals_unlogged", suppressed)
 	}
-	// The end nearer the reader first (by the IDs' milliseconds): a reader slightly behind under steady traffic is
-	// near the tail, one that trails the trimming near the head.
-	first, second := fromHead, fromTail
-	last, _ := wire.IDMillis(info.LastID)
-	at, _ := wire.IDMillis(r.lastID)
-	if head, _ := wire.IDMillis(info.FirstID); last-at < at-head {
-		first, second = fromTail, fromHead
-	}
-	if n, ok := first(); ok {
-		return n
-	}
-	if n, ok := second(); ok {
-		return n
-	}
-	return info.Added - (info.Length - maxJumpScan - 1) - r.pos
+	return nil
 }
 
-// maxJumpScan bounds the entries jumpedOver reads (one or two XRANGEs a check, only while the reader is behind).
-const maxJumpScan = 100
-
-// errCheckFailed: Redis did not answer a reader's check; the reader waits before reading on.
-var errCheckFailed = errors.New("redisstreams: stream check failed")
-
-// newDataSet starts over after Redis lost the stream's data set. kept: the epoch key survived, so the new data set
-// is the old one cut short (a replica that had not received every entry took over from its master) followed by
-// what was written since: the reader keeps its place, and counts each writer's gap before its next entry.
-func (r *streamReader) newDataSet(info rdb.StreamInfo, kept bool) {
-	old := r.lastID
-	what := "Redis lost the stream's data (restart without persistence, or failover to a replica that was behind)"
-	switch {
-	case kept:
-		r.keepPlace(info)
-		what = "Redis lost the newest entries of the stream (failover to a replica that was behind)"
-	case wire.CompareIDs(info.LastID, r.lastID) < 0:
-		// Nothing of the new data set has been read (its IDs are all below the last one read): read all of it.
-		r.lastID, r.pos = "0-0", 0
-	default:
-		// The batches read since the last check that belong to the new data set.
-		r.pos = 0
-		for _, s := range r.sinceCheck {
-			if wire.CompareIDs(s.first, info.FirstID) >= 0 {
-				r.pos += s.n
-			}
-		}
-		if info.Added < 0 {
-			r.pos = -1
-		}
-	}
-	for _, s := range r.writers {
-		if !s.armed {
-			s.armed = true
-			r.armed++
-		}
-		s.until = ""
-	}
-	if !kept {
-		r.resolveGaps(info)
-	}
-	if r.a.onNewDataSet != nil {
-		r.a.onNewDataSet(r.stream)
-	}
-	r.a.log.Error("redisstreams: "+what+"; entries this server had not read are lost, counted for Go servers only",
-		"stream", r.stream, "last_read", old, "stream_last_id", info.LastID, "stream_entries", info.Length)
-}
-
-// keepPlace sets the reader's count of entries read in a data set cut short by a failover: those up to its last
-// ID. The entries after it were written since the failover (their IDs are newer than any entry written before).
-func (r *streamReader) keepPlace(info rdb.StreamInfo) {
-	if info.Added < 0 {
-		r.pos = -1
-		return
-	}
-	if wire.CompareIDs(info.LastID, r.lastID) <= 0 {
-		r.pos = info.Added
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.ctx, r.a.opts.RequestsTimeout)
-	defer cancel()
-	after, ok := r.entriesAfter(ctx, info, maxGapScan)
-	if !ok {
-		r.pos = -1 // unknown: no entries-added accounting in this data set
-		return
-	}
-	r.pos = info.Added - after
-}
-
-// entriesAfter counts the stream's entries after the reader's last ID, up to info.LastID (the entries added since
-// XINFO STREAM are not in info.Added either), with one XRANGE; ok is false when there are limit or more, or when
-// Redis did not answer.
-func (r *streamReader) entriesAfter(ctx context.Context, info rdb.StreamInfo, limit int64) (n int64, ok bool) {
-	after, err := r.a.client.XRange(ctx, r.stream, "("+r.lastID, info.LastID, limit)
-	return int64(len(after)), err == nil && int64(len(after)) < limit
-}
-
-// resolveGaps counts at once, when the new data set is still whole (nothing trimmed), the entries each armed
-// writer lost with the old one: its first entry in the new data set tells. The reader reads these entries later
-// as usual. Writers without an entry there yet are resolved by their first entry read.
-func (r *streamReader) resolveGaps(info rdb.StreamInfo) {
-	if r.armed == 0 || info.Length == 0 || info.Added != info.Length {
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.ctx, r.a.opts.RequestsTimeout)
-	defer cancel()
-	entries, err := r.a.client.XRange(ctx, r.stream, "-", "+", min(info.Length, maxGapScan))
-	if err != nil {
-		return
-	}
-	var lost int64
-	for _, e := range entries {
-		writer, n, ok := wire.ParseSeq(e.Fields[wire.SeqField])
-		if s := r.writers[writer]; ok && s != nil && s.armed && n > s.last {
-			s.armed = false
-			r.armed--
-			if base := max(s.last, s.floor); n > base+1 {
-				lost += int64(n - base - 1)
-				s.floor = n - 1 // counted: not again when this entry is read
-			}
-			if r.armed == 0 {
-				break
-			}
-		}
-	}
-	if lost > 0 {
-		r.lose(lost, "entries vanished with Redis's data set (restart or failover) before this server read them")
-	}
-}
-
-// raiseFloors notes, for the writers of the first entries left in the stream, that their entries before these
-// were read or counted as trimmed: should Redis then lose its data set, only the entries after them are counted
-// again as vanished with it.
-func (r *streamReader) raiseFloors(ctx context.Context) {
-	entries, err := r.a.client.XRange(ctx, r.stream, "-", "+", 100)
-	if err != nil {
-		return
-	}
-	first := map[string]bool{}
-	for _, e := range entries {
-		writer, n, ok := wire.ParseSeq(e.Fields[wire.SeqField])
-		if !ok || first[writer] {
-			continue
-		}
-		first[writer] = true
-		if s := r.writers[writer]; s != nil && n-1 > s.floor {
-			s.floor = n - 1
-		}
-	}
-}
-
-// maxGapScan bounds the entries resolveGaps and keepPlace read.
-const maxGapScan = 10000
-
-// lose counts n lost entries and logs them (a line per check at most, rate-limited).
+// lose counts n lost entries and logs them (rate-limited).
 func (r *streamReader) lose(n int64, why string) {
+	if n <= 0 {
+		return
+	}
 	r.a.stats.lost.Add(uint64(n))
 	if ok, suppressed := r.lossLog.allow(); ok {
 		r.a.log.Error("redisstreams: "+why, "stream", r.stream, "lost", n, "lost_total", r.a.stats.lost.Load(),
-			"last_read", r.lastID, "reports_unlogged", suppressed)
+			"last_read", r.books.LastID(), "reports_unlogged", suppressed)
 	}
 }
 
 // updateLag refreshes the lag gauges from info (and the age of the oldest unread entry).
-func (r *streamReader) updateLag(ctx context.Context, info rdb.StreamInfo) {
+func (r *streamReader) updateLag(ctx context.Context, info rdb.StreamInfo, behind bool) {
 	var entries int64
 	next := ""
+	lastID, pos := r.books.LastID(), r.books.Pos()
 	switch {
-	case r.lastID == "" || info.LastID == r.lastID || wire.CompareIDs(info.LastID, r.lastID) < 0:
-	case info.Length > 0 && wire.CompareIDs(r.lastID, info.FirstID) < 0:
+	case lastID == "" || !behind || wire.CompareIDs(info.LastID, lastID) < 0:
+	case info.Length > 0 && wire.CompareIDs(lastID, info.FirstID) < 0:
 		entries, next = info.Length, info.FirstID
 	default:
-		if info.Added >= 0 && r.pos >= 0 {
-			entries = max(info.Added-r.pos, 0)
+		if info.Added >= 0 && pos >= 0 {
+			entries = max(info.Added-pos, 0)
 		}
-		if e, err := r.a.client.XRange(ctx, r.stream, "("+r.lastID, "+", 1); err == nil && len(e) == 1 {
+		if e, err := r.a.client.XRange(ctx, r.stream, "("+lastID, "+", 1); err == nil && len(e) == 1 {
 			next = e[0].ID
 			if entries == 0 {
 				entries = 1
@@ -622,6 +321,23 @@ func (r *streamReader) setGauge(f func(*StreamStats)) {
 	r.gaugeMu.Lock()
 	f(&r.gauge)
 	r.gaugeMu.Unlock()
+}
+
+func (r *streamReader) setCheckError(err error) {
+	r.gaugeMu.Lock()
+	r.checkErr = err
+	r.gauge.CheckError = ""
+	if err != nil {
+		r.gauge.CheckError = err.Error()
+	}
+	r.gaugeMu.Unlock()
+}
+
+// checkError is the last check's refusal, nil when checks work.
+func (r *streamReader) checkError() error {
+	r.gaugeMu.Lock()
+	defer r.gaugeMu.Unlock()
+	return r.checkErr
 }
 
 func (r *streamReader) stats() StreamStats {

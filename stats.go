@@ -20,6 +20,7 @@ type Stats struct {
 	Dropped       uint64 // writes given up after the outage bound (never retried again); each one counted
 	DroppedSent   uint64 // of Dropped, the stream writes sent at least once before: they may have reached Redis (see README, Delivery)
 	Duplicates    uint64 // stream entries skipped because they repeat one already delivered (a retried write)
+	CheckErrors   uint64 // stream checks Redis refused (e.g. NOPERM): loss counting is partly off meanwhile (see StreamStats.CheckError)
 
 	// Gauges.
 	QueuedWrites    int           // writes waiting to be sent, held ones included
@@ -35,6 +36,9 @@ type StreamStats struct {
 	LastID     string  // the last entry ID read ("" before the first)
 	LagEntries int64   // entries in the stream after LastID, as of the last check
 	LagSeconds float64 // age of the oldest unread entry (from its ID's milliseconds), 0 when caught up
+	// CheckError is why Redis refused the reader's last check ("" when it did not): until checks work again,
+	// entries lost before this server read them may go uncounted. Ping reports it too.
+	CheckError string
 }
 
 // Observer receives measurements from the adapter's paths, for metrics (see the prometheus module). Set
@@ -52,7 +56,7 @@ type Observer interface {
 }
 
 type counters struct {
-	published, publishErrors, received, invalid, readErrors, timeouts, sessionErrors, lost, dropped, droppedSent, duplicates atomic.Uint64
+	published, publishErrors, received, invalid, readErrors, timeouts, sessionErrors, lost, dropped, droppedSent, duplicates, checkErrors atomic.Uint64
 }
 
 // Stats returns the adapter's counters and gauges.
@@ -71,6 +75,7 @@ func (a *Adapter) Stats() Stats {
 		Dropped:       c.dropped.Load(),
 		DroppedSent:   droppedSent,
 		Duplicates:    c.duplicates.Load(),
+		CheckErrors:   c.checkErrors.Load(),
 	}
 	s.QueuedWrites, s.QueuedBytes, s.HeldWrites = a.pub.gauges()
 	a.mu.Lock()
