@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+	"github.com/socketio-go/redisstreams/rueidisbackend"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/rueidis"
 
@@ -81,7 +84,7 @@ func (m aclMode) newAdapter(t *testing.T, addrs []string) *Adapter {
 			t.Fatalf("rueidis client: %v", cerr)
 		}
 		t.Cleanup(rc.Close)
-		a, err = NewRueidis(rc, opts)
+		a, err = New(t.Context(), rueidisbackend.New(rc), opts)
 	default:
 		var rc redis.UniversalClient
 		if m.cluster {
@@ -90,7 +93,7 @@ func (m aclMode) newAdapter(t *testing.T, addrs []string) *Adapter {
 			rc = redis.NewClient(&redis.Options{Addr: addrs[0], Username: m.user(), Password: aclPassword})
 		}
 		t.Cleanup(func() { _ = rc.Close() })
-		a, err = New(rc, opts)
+		a, err = New(t.Context(), goredisbackend.New(rc), opts)
 	}
 	if err != nil {
 		t.Fatal(err)

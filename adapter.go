@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/socketio-go/redisstreams/internal/rdb"
@@ -58,49 +57,45 @@ type Adapter struct {
 	writeLog, entryLog   rateLimited // failed writes, skipped entries
 	pubsubLog, countLog  rateLimited // skipped PUB/SUB messages, failed server counts
 	replyLog, sessionLog rateLimited // responses not sent, sessions not persisted or restored
-	removeRedisLog       func()      // detaches Options.Logger from go-redis's process-wide logger
 
 	wg sync.WaitGroup // every goroutine the adapter starts
 }
 
 var _ socket.AdapterConstructor = (*Adapter)(nil)
 
-// New returns an Adapter that uses a go-redis v9 client, standalone (*redis.Client) or cluster
-// (*redis.ClusterClient). The client remains the caller's: the adapter opens its own connections for blocking
-// reads, and never closes the client.
-func New(client redis.UniversalClient, opts Options) (*Adapter, error) {
+// Backend is the Redis client an Adapter works through: goredisbackend.New(client) for go-redis v9,
+// rueidisbackend.New(client) for rueidis, standalone, Sentinel or Redis Cluster. Adapters of both kinds can serve
+// the same cluster. Each family lives in its own package, so that a program links only the client it uses.
+type Backend = rdb.Backend
+
+// New returns an Adapter that works through backend. It checks, within ctx, that Redis accepts the adapter: wrong
+// credentials, missing permissions or a wrong server are returned as errors. A Redis that cannot be reached now is
+// not an error: it is logged, the adapter holds writes and reconnects on its own, and Ping reports it until then.
+//
+// The Redis client behind backend remains the caller's: the adapter opens its own connections for blocking reads,
+// and never closes the client. Close the Adapter before the client.
+func New(ctx context.Context, backend Backend, opts Options) (*Adapter, error) {
+	if backend == nil {
+		return nil, errors.New("redisstreams: nil Backend")
+	}
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	c, err := rdb.NewGoRedis(client, opts.UseShardedPubSub)
+	c, err := backend.Open(opts.UseShardedPubSub)
 	if err != nil {
 		return nil, fmt.Errorf("redisstreams: %w", err)
 	}
 	a := newAdapter(c, opts)
-	a.removeRedisLog = installRedisLogger(opts.Logger)
-	if !contextTimeouts(client) {
-		a.log.Info("redisstreams: the go-redis client has ContextTimeoutEnabled false: a Redis that stops answering " +
-			"is noticed after go-redis's ReadTimeout and retries (about 5 s by default), not after RequestsTimeout; " +
-			"set ContextTimeoutEnabled: true in its options (see README, Delivery)")
+	if advisor, ok := backend.(rdb.Advisor); ok {
+		for _, advice := range advisor.Advice() {
+			a.log.Info("redisstreams: " + advice)
+		}
 	}
-	if err := a.checkAtStart(); err != nil {
+	if err := a.checkAtStart(ctx); err != nil {
 		return nil, err
 	}
 	return a, nil
-}
-
-// contextTimeouts tells whether a go-redis client applies context deadlines to its socket reads and writes.
-func contextTimeouts(client redis.UniversalClient) bool {
-	switch c := client.(type) {
-	case *redis.Client:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.ClusterClient:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.Ring:
-		return c.Options().ContextTimeoutEnabled
-	}
-	return true // unknown implementation: nothing to advise
 }
 
 func newAdapter(client rdb.Client, opts Options) *Adapter {
@@ -167,9 +162,6 @@ func (a *Adapter) Close(ctx context.Context) error {
 	}
 	a.readerMu.Unlock()
 
-	if a.removeRedisLog != nil {
-		a.removeRedisLog()
-	}
 	done := make(chan struct{})
 	go func() { a.wg.Wait(); close(done) }()
 	select {
@@ -378,7 +370,7 @@ func (a *Adapter) onWrite(op *rdb.Op, waited bool) {
 	a.logWriteError("redisstreams: write failed", "target", target, "err", op.Err)
 }
 
-// logWriteError logs a failed write, at most once per logEvery (with the count of those not logged).
+// logWriteError logs a failed write, at most once per lograte.Every (with the count of those not logged).
 func (a *Adapter) logWriteError(msg string, args ...any) {
 	a.logLimited(&a.writeLog, slog.LevelError, msg, args...)
 }

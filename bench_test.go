@@ -10,6 +10,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+	"github.com/socketio-go/redisstreams/rueidisbackend"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/rueidis"
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
@@ -36,14 +39,14 @@ func benchNode(b *testing.B, family string, recovery bool, adapt func(*Options))
 	case familyGoRedis:
 		rc := redis.NewClient(&redis.Options{Addr: standalone.Addr(), PoolSize: 64})
 		b.Cleanup(func() { _ = rc.Close() })
-		a, err = New(rc, opts)
+		a, err = New(b.Context(), goredisbackend.New(rc), opts)
 	case familyRueidis:
 		rc, rerr := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{standalone.Addr()}, DisableCache: true, ForceSingleClient: true})
 		if rerr != nil {
 			b.Fatal(rerr)
 		}
 		b.Cleanup(rc.Close)
-		a, err = NewRueidis(rc, opts)
+		a, err = New(b.Context(), rueidisbackend.New(rc), opts)
 	default:
 		b.Fatalf("unknown client family %q", family)
 	}

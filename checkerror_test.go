@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+	"github.com/socketio-go/redisstreams/rueidisbackend"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/rueidis"
 
@@ -45,11 +48,11 @@ func TestRefusedChecksAreReported(t *testing.T) {
 						t.Fatal(cerr)
 					}
 					t.Cleanup(rc.Close)
-					a, err = NewRueidis(rc, opts)
+					a, err = New(t.Context(), rueidisbackend.New(rc), opts)
 				} else {
 					rc := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: user, Password: password})
 					t.Cleanup(func() { _ = rc.Close() })
-					a, err = New(rc, opts)
+					a, err = New(t.Context(), goredisbackend.New(rc), opts)
 				}
 				if err != nil {
 					t.Fatal(err)

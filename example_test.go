@@ -7,6 +7,9 @@ import (
 	"net/http/httptest"
 	"time"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+	"github.com/socketio-go/redisstreams/rueidisbackend"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/rueidis"
 	client "github.com/zishang520/socket.io/clients/socket/v3"
@@ -55,11 +58,12 @@ func wait(ch <-chan string, n int) {
 
 // Two servers sharing one Redis through go-redis: an event emitted on server A reaches server B.
 func Example() {
+	ctx := context.Background()
 	addr := redisstreams.RedisAddrForExamples() // e.g. "127.0.0.1:6379"
 
 	rdbA := redis.NewClient(&redis.Options{Addr: addr})
 	defer rdbA.Close()
-	adapterA, err := redisstreams.New(rdbA, redisstreams.Options{})
+	adapterA, err := redisstreams.New(ctx, goredisbackend.New(rdbA), redisstreams.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -68,7 +72,7 @@ func Example() {
 
 	rdbB := redis.NewClient(&redis.Options{Addr: addr})
 	defer rdbB.Close()
-	adapterB, err := redisstreams.New(rdbB, redisstreams.Options{})
+	adapterB, err := redisstreams.New(ctx, goredisbackend.New(rdbB), redisstreams.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -85,7 +89,8 @@ func Example() {
 }
 
 // The same with rueidis. Servers using go-redis and servers using rueidis can share a cluster.
-func ExampleNewRueidis() {
+func Example_rueidis() {
+	ctx := context.Background()
 	addr := redisstreams.RedisAddrForExamples()
 
 	rcA, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}})
@@ -93,7 +98,7 @@ func ExampleNewRueidis() {
 		log.Fatal(err)
 	}
 	defer rcA.Close()
-	adapterA, err := redisstreams.NewRueidis(rcA, redisstreams.Options{})
+	adapterA, err := redisstreams.New(ctx, rueidisbackend.New(rcA), redisstreams.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -105,7 +110,7 @@ func ExampleNewRueidis() {
 		log.Fatal(err)
 	}
 	defer rcB.Close()
-	adapterB, err := redisstreams.NewRueidis(rcB, redisstreams.Options{})
+	adapterB, err := redisstreams.New(ctx, rueidisbackend.New(rcB), redisstreams.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -128,13 +133,14 @@ func ExampleNewRueidis() {
 // On a Redis Cluster, give the adapter a *redis.ClusterClient (or a rueidis client with the cluster's
 // addresses). The stream and each namespace's channels hash to one slot.
 func ExampleNew_cluster() {
+	ctx := context.Background()
 	seeds := redisstreams.ClusterAddrsForExamples() // e.g. []string{"10.0.0.1:6379", "10.0.0.2:6379"}
 
 	var servers []*socket.Server
 	for range 2 {
 		rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: seeds})
 		defer rdb.Close()
-		adapter, err := redisstreams.New(rdb, redisstreams.Options{
+		adapter, err := redisstreams.New(ctx, goredisbackend.New(rdb), redisstreams.Options{
 			UseShardedPubSub: true, // optional: SPUBLISH/SSUBSCRIBE (Redis 7)
 		})
 		if err != nil {
@@ -158,6 +164,7 @@ func ExampleNew_cluster() {
 // Connection state recovery: a client that loses its connection gets, when it comes back, the packets emitted
 // meanwhile by any server of the cluster (read back from the stream).
 func Example_connectionStateRecovery() {
+	ctx := context.Background()
 	addr := redisstreams.RedisAddrForExamples()
 	withRecovery := func() *socket.ServerOptions {
 		opts := socket.DefaultServerOptions()
@@ -167,7 +174,7 @@ func Example_connectionStateRecovery() {
 
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	defer rdb.Close()
-	adapterA, err := redisstreams.New(rdb, redisstreams.Options{})
+	adapterA, err := redisstreams.New(ctx, goredisbackend.New(rdb), redisstreams.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -175,7 +182,7 @@ func Example_connectionStateRecovery() {
 	defer stopA()
 	httpA := httptest.NewServer(ioA.ServeHandler(nil)) // your HTTP server
 	defer httpA.Close()
-	adapterB, err := redisstreams.New(rdb, redisstreams.Options{}) // one client can serve several adapters
+	adapterB, err := redisstreams.New(ctx, goredisbackend.New(rdb), redisstreams.Options{}) // one client can serve several adapters
 	if err != nil {
 		log.Fatal(err)
 	}

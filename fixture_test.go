@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+	"github.com/socketio-go/redisstreams/rueidisbackend"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/rueidis"
 	client "github.com/zishang520/socket.io/clients/socket/v3"
@@ -130,7 +133,7 @@ func (c config) newAdapterOn(t testing.TB, addrs []string, opts Options) (*Adapt
 			rc = redis.NewClient(&redis.Options{Addr: addrs[0]})
 		}
 		t.Cleanup(func() { _ = rc.Close() })
-		a, err := New(rc, opts)
+		a, err := New(t.Context(), goredisbackend.New(rc), opts)
 		return a, func(ctx context.Context) error { return rc.Ping(ctx).Err() }, err
 	case familyRueidis:
 		rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true, ForceSingleClient: !c.cluster})
@@ -138,7 +141,7 @@ func (c config) newAdapterOn(t testing.TB, addrs []string, opts Options) (*Adapt
 			t.Fatal(err)
 		}
 		t.Cleanup(rc.Close)
-		a, err := NewRueidis(rc, opts)
+		a, err := New(t.Context(), rueidisbackend.New(rc), opts)
 		return a, func(ctx context.Context) error { return rc.Do(ctx, rc.B().Ping().Build()).Error() }, err
 	}
 	t.Fatalf("unknown client family %q", c.family)
@@ -200,7 +203,7 @@ func startClusterWith(t *testing.T, cfg config, co clusterOpts, newClient func(t
 		var err error
 		switch {
 		case newClient != nil:
-			a, err = New(newClient(t), opts)
+			a, err = New(t.Context(), goredisbackend.New(newClient(t)), opts)
 		case len(co.mixed) > 0:
 			a, err = co.mixed[i%len(co.mixed)].newAdapter(t, opts)
 		default:

@@ -62,18 +62,25 @@ func unavailable(err error) error {
 
 // checkAtStart makes a Redis that refuses this client visible when the Adapter is created: wrong credentials,
 // missing permissions or a wrong server are returned as errors. A Redis that cannot be reached is only logged:
-// the adapter holds writes and reconnects on its own, and Ping reports it until then.
-func (a *Adapter) checkAtStart() error {
-	ctx, cancel := context.WithTimeout(context.Background(), a.opts.RequestsTimeout)
+// the adapter holds writes and reconnects on its own, and Ping reports it until then. The check waits at most
+// RequestsTimeout, and not beyond ctx.
+func (a *Adapter) checkAtStart(ctx context.Context) error {
+	check, cancel := context.WithTimeout(ctx, a.opts.RequestsTimeout)
 	defer cancel()
-	_, err := a.client.StreamInfo(ctx, wire.StreamName(a.opts.StreamName, a.opts.StreamCount, "/"))
+	_, err := a.client.StreamInfo(check, wire.StreamName(a.opts.StreamName, a.opts.StreamCount, "/"))
 	switch {
 	case err == nil:
 		return nil
+	case ctx.Err() != nil:
+		err = fmt.Errorf("redisstreams: start check: %w", context.Cause(ctx))
 	case rdb.Unavailable(err):
 		a.log.Error("redisstreams: Redis unreachable at start; writes are held until it answers (see Adapter.Ping)", "err", err)
 		return nil
+	default:
+		err = fmt.Errorf("redisstreams: Redis refused the adapter: %w", err)
 	}
-	_ = a.Close(ctx)
-	return fmt.Errorf("redisstreams: Redis refused the adapter: %w", err)
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), a.opts.RequestsTimeout)
+	defer cancelClose()
+	_ = a.Close(closeCtx)
+	return err
 }

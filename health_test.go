@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/socketio-go/redisstreams/internal/redistest"
@@ -22,7 +24,7 @@ func TestStartupCheckAndPing(t *testing.T) {
 
 	bad := redis.NewClient(&redis.Options{Addr: srv.Addr(), Username: "app", Password: "wrong"})
 	t.Cleanup(func() { _ = bad.Close() })
-	if _, err := New(bad, Options{RequestsTimeout: 2 * time.Second}); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+	if _, err := New(t.Context(), goredisbackend.New(bad), Options{RequestsTimeout: 2 * time.Second}); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
 		t.Errorf("New with a wrong password: %v, want WRONGPASS", err)
 	}
 
@@ -34,7 +36,7 @@ func TestStartupCheckAndPing(t *testing.T) {
 	_ = l.Close()
 	down := redis.NewClient(&redis.Options{Addr: closed, MaxRetries: -1})
 	t.Cleanup(func() { _ = down.Close() })
-	a, err := New(down, Options{RequestsTimeout: time.Second})
+	a, err := New(t.Context(), goredisbackend.New(down), Options{RequestsTimeout: time.Second})
 	if err != nil {
 		t.Fatalf("New with Redis down: %v", err)
 	}

@@ -270,7 +270,7 @@ func (r *streamReader) checkFailed(command string, err error) error {
 	r.checkDue = false // at the next interval, not before every read
 	r.a.stats.checkErrors.Add(1)
 	r.setCheckError(err)
-	if ok, suppressed := r.checkLog.allow(); ok {
+	if ok, suppressed := r.checkLog.Allow(); ok {
 		r.a.log.Error("redisstreams: Redis refused a stream check: entries lost before this server read them may go "+
 			"uncounted until it is allowed (see docs/operations.md, ACL)", "stream", r.stream, "err", err,
 			"refusals_unlogged", suppressed)
@@ -284,7 +284,7 @@ func (r *streamReader) lose(n int64, why string) {
 		return
 	}
 	r.a.stats.lost.Add(uint64(n))
-	if ok, suppressed := r.lossLog.allow(); ok {
+	if ok, suppressed := r.lossLog.Allow(); ok {
 		r.a.log.Error("redisstreams: "+why, "stream", r.stream, "lost", n, "lost_total", r.a.stats.lost.Load(),
 			"last_read", r.books.LastID(), "reports_unlogged", suppressed)
 	}

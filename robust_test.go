@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
@@ -202,11 +204,11 @@ func TestOptionsValidation(t *testing.T) {
 		{Options{MaxBatch: -1}, "MaxBatch"},
 	}
 	for _, b := range bad {
-		if _, err := New(rc, b.opts); err == nil || !strings.Contains(err.Error(), "Options."+b.field) {
+		if _, err := New(t.Context(), goredisbackend.New(rc), b.opts); err == nil || !strings.Contains(err.Error(), "Options."+b.field) {
 			t.Errorf("%+v: err = %v, want one naming %s", b.opts, err, b.field)
 		}
 	}
-	a, err := New(rc, Options{})
+	a, err := New(t.Context(), goredisbackend.New(rc), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +219,7 @@ func TestOptionsValidation(t *testing.T) {
 		o.RequestsTimeout != 5*time.Second || o.UseShardedPubSub || o.OnlyPlaintext {
 		t.Fatalf("defaults %+v", o)
 	}
-	if _, err := New(redis.NewRing(&redis.RingOptions{}), Options{}); err == nil {
+	if _, err := New(t.Context(), goredisbackend.New(redis.NewRing(&redis.RingOptions{})), Options{}); err == nil {
 		t.Fatal("a Ring client was accepted")
 	}
 }
@@ -315,23 +317,6 @@ func TestTrimmedBeforeReadIsReported(t *testing.T) {
 				return int(nodes[1].adapter.Stats().Lost)+received == 2000
 			})
 		})
-	}
-}
-
-func TestContextTimeoutsAdvice(t *testing.T) {
-	for _, c := range []struct {
-		client redis.UniversalClient
-		want   bool
-	}{
-		{redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), false},
-		{redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true}), true},
-		{redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}}), false},
-		{redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, ContextTimeoutEnabled: true}), true},
-	} {
-		if got := contextTimeouts(c.client); got != c.want {
-			t.Errorf("%T: contextTimeouts = %v, want %v", c.client, got, c.want)
-		}
-		_ = c.client.Close()
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
@@ -298,7 +300,7 @@ func TestHelperStreamsOnlyServer(t *testing.T) {
 	rc.AddHook(holdFetchResponses{})
 	opts := Options{StreamsOnly: true, StreamName: os.Getenv(helperStreamEnv), ReadCount: 1, BlockTime: time.Second}
 	fastHeartbeats(&opts)
-	a, err := New(rc, opts)
+	a, err := New(t.Context(), goredisbackend.New(rc), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +356,7 @@ func TestStreamsOnlyOptions(t *testing.T) {
 		{Options{HeartbeatInterval: time.Second, HeartbeatTimeout: time.Second}, "HeartbeatTimeout"},
 		{Options{HeartbeatTimeout: time.Second}, "HeartbeatTimeout"},
 	} {
-		if _, err := New(rc, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := New(t.Context(), goredisbackend.New(rc), tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: err = %v, want one about %s", tc.opts, err, tc.want)
 		}
 	}
@@ -362,7 +364,7 @@ func TestStreamsOnlyOptions(t *testing.T) {
 	if o.StreamsOnly || o.HeartbeatInterval != 5*time.Second || o.HeartbeatTimeout != 10*time.Second {
 		t.Fatalf("defaults %+v", o)
 	}
-	a, err := New(rc, Options{StreamsOnly: true, HeartbeatInterval: 100 * time.Millisecond, HeartbeatTimeout: 300 * time.Millisecond})
+	a, err := New(t.Context(), goredisbackend.New(rc), Options{StreamsOnly: true, HeartbeatInterval: 100 * time.Millisecond, HeartbeatTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +376,7 @@ func TestStreamsOnlyCloseStopsEverything(t *testing.T) {
 	cfg := streamsOnlyConfig()
 	rc := cfg.newClient(t)
 	stream := "t" + randomID()
-	a, err := New(rc, Options{StreamsOnly: true, StreamName: stream, BlockTime: 5 * time.Second,
+	a, err := New(t.Context(), goredisbackend.New(rc), Options{StreamsOnly: true, StreamName: stream, BlockTime: 5 * time.Second,
 		HeartbeatInterval: 50 * time.Millisecond, HeartbeatTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

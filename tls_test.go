@@ -3,6 +3,9 @@ package redisstreams
 import (
 	"testing"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+	"github.com/socketio-go/redisstreams/rueidisbackend"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/rueidis"
 
@@ -34,7 +37,7 @@ func TestTLS(t *testing.T) {
 			}
 			rc := redis.NewClient(opt)
 			t.Cleanup(func() { _ = rc.Close() })
-			a, err := New(rc, Options{Logger: testLogger(t)})
+			a, err := New(t.Context(), goredisbackend.New(rc), Options{Logger: testLogger(t)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +70,7 @@ func TestTLS(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(rc.Close)
-			a, err := NewRueidis(rc, Options{Logger: testLogger(t)})
+			a, err := New(t.Context(), rueidisbackend.New(rc), Options{Logger: testLogger(t)})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -18,6 +18,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+	"github.com/socketio-go/redisstreams/rueidisbackend"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/rueidis"
 	zredis "github.com/zishang520/socket.io/adapters/redis/v3"
@@ -62,7 +65,7 @@ func serveMain(args []string) error {
 	switch *kind {
 	case "goredis":
 		rc := redis.NewClient(&redis.Options{Addr: *addr})
-		a, err := redisstreams.New(rc, redisstreams.Options{Logger: log})
+		a, err := redisstreams.New(context.Background(), goredisbackend.New(rc), redisstreams.Options{Logger: log})
 		if err != nil {
 			return err
 		}
@@ -74,7 +77,7 @@ func serveMain(args []string) error {
 		if err != nil {
 			return err
 		}
-		a, err := redisstreams.NewRueidis(rc, redisstreams.Options{Logger: log})
+		a, err := redisstreams.New(context.Background(), rueidisbackend.New(rc), redisstreams.Options{Logger: log})
 		if err != nil {
 			rc.Close()
 			return err

@@ -17,14 +17,15 @@
 //
 // # Contexts
 //
-// Each operation that writes to Redis comes in two forms, in the manner of net.Dialer's Dial and DialContext: the
-// plain one (Emit, SocketsJoin, ...) is bounded by Options.RequestsTimeout; the ...Context one (EmitContext,
-// SocketsJoinContext, ...) takes a context first and is bounded by it alone.
+// Each operation comes in two forms, in the manner of net.Dialer's Dial and DialContext: the plain one (Emit,
+// SocketsJoin, ServerCount, ...) is bounded by Options.RequestsTimeout; the ...Context one (EmitContext,
+// SocketsJoinContext, ServerCountContext, ...) takes a context first and is bounded by it alone.
 //
 // # Delivery
 //
-// An operation returns nil once Redis has stored the entry: every server that reads the stream then applies it.
-// An error means the entry may or may not have been stored (the reply was lost): retrying can deliver it twice.
+// A write returns the ID of its stream entry once Redis has stored it: every server that reads the stream then
+// applies it. For a broadcast, the ID is the connection state recovery offset its clients receive with it. An
+// error means the entry may or may not have been stored (the reply was lost): retrying can deliver it twice.
 // Acknowledgements (emitWithAck, serverSideEmit with ack) and fetchSockets need a server and are not offered.
 package emitter
 
@@ -35,9 +36,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/redis/go-redis/v9"
-	"github.com/redis/rueidis"
 
 	"github.com/socketio-go/redisstreams/internal/rdb"
 	"github.com/socketio-go/redisstreams/internal/wire"
@@ -84,6 +82,10 @@ type Options struct {
 	// by ServerCount. Default 10s, the adapter's.
 	HeartbeatTimeout time.Duration
 
+	// HeartbeatInterval (StreamsOnly only): the servers' Options.HeartbeatInterval, the longest a live server stays
+	// silent. Default 5s, the adapter's.
+	HeartbeatInterval time.Duration
+
 	// RequestsTimeout bounds each operation of the forms without a context. Default 5s.
 	RequestsTimeout time.Duration
 }
@@ -104,6 +106,9 @@ func (o Options) withDefaults() Options {
 	if o.HeartbeatTimeout == 0 {
 		o.HeartbeatTimeout = wire.DefaultHeartbeatTimeout
 	}
+	if o.HeartbeatInterval == 0 {
+		o.HeartbeatInterval = wire.DefaultHeartbeatInterval
+	}
 	if o.RequestsTimeout == 0 {
 		o.RequestsTimeout = wire.DefaultRequestsTimeout
 	}
@@ -118,14 +123,16 @@ func (o Options) validate() error {
 		return fmt.Errorf("emitter: Options.ChannelPrefix %q must not contain glob characters", o.ChannelPrefix)
 	case o.HeartbeatTimeout < 0:
 		return fmt.Errorf("emitter: Options.HeartbeatTimeout must be > 0, got %v", o.HeartbeatTimeout)
+	case o.HeartbeatInterval < 0:
+		return fmt.Errorf("emitter: Options.HeartbeatInterval must be > 0, got %v", o.HeartbeatInterval)
 	case o.RequestsTimeout < 0:
 		return fmt.Errorf("emitter: Options.RequestsTimeout must be > 0, got %v", o.RequestsTimeout)
 	}
 	return nil
 }
 
-// Emitter targets one namespace, with rooms, exceptions and flags. Its zero value is not usable: make one with New
-// or NewRueidis. It is immutable and safe for concurrent use.
+// Emitter targets one namespace, with rooms, exceptions and flags. Its zero value is not usable: make one with New.
+// It is immutable and safe for concurrent use.
 type Emitter struct {
 	client rdb.Client
 	opts   *Options
@@ -135,27 +142,20 @@ type Emitter struct {
 	flags  []wire.Field // "volatile" / "compress", in the order first set, as Node's Object.assign keeps them
 }
 
-// New returns an Emitter for the main namespace "/" that writes through a go-redis v9 client, standalone
-// (*redis.Client) or cluster (*redis.ClusterClient). The client remains the caller's; the Emitter starts no
-// goroutine and holds no connection of its own, so it has no Close.
-func New(client redis.UniversalClient, opts Options) (*Emitter, error) {
-	if err := opts.validate(); err != nil {
-		return nil, err
-	}
-	c, err := rdb.NewGoRedis(client, opts.UseShardedPubSub)
-	if err != nil {
-		return nil, fmt.Errorf("emitter: %w", err)
-	}
-	return newEmitter(c, opts), nil
-}
+// Backend is the Redis client an Emitter writes through: goredisbackend.New(client) for go-redis v9,
+// rueidisbackend.New(client) for rueidis (the same type as redisstreams.Backend).
+type Backend = rdb.Backend
 
-// NewRueidis returns an Emitter for the main namespace "/" that writes through a rueidis client, standalone or
-// cluster. It behaves exactly like one made by New.
-func NewRueidis(client rueidis.Client, opts Options) (*Emitter, error) {
+// New returns an Emitter for the main namespace "/" that writes through backend. The Redis client behind it remains
+// the caller's; the Emitter starts no goroutine and holds no connection of its own, so it has no Close.
+func New(backend Backend, opts Options) (*Emitter, error) {
+	if backend == nil {
+		return nil, errors.New("emitter: nil Backend")
+	}
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	c, err := rdb.NewRueidis(client, opts.UseShardedPubSub)
+	c, err := backend.Open(opts.UseShardedPubSub)
 	if err != nil {
 		return nil, fmt.Errorf("emitter: %w", err)
 	}
@@ -231,16 +231,16 @@ func addRooms(have, add []string) []string {
 
 // Emit broadcasts an event to the targeted clients of every server. Arguments are encoded as the adapter encodes
 // them: []byte (at any depth) is binary, other values as JSON. See EmitContext.
-func (e *Emitter) Emit(event string, args ...any) error {
+func (e *Emitter) Emit(event string, args ...any) (id string, err error) {
 	ctx, cancel := e.timeout()
 	defer cancel()
 	return e.EmitContext(ctx, event, args...)
 }
 
 // EmitContext is Emit bounded by ctx.
-func (e *Emitter) EmitContext(ctx context.Context, event string, args ...any) error {
+func (e *Emitter) EmitContext(ctx context.Context, event string, args ...any) (id string, err error) {
 	if slices.Contains(reservedEvents, event) {
-		return fmt.Errorf("%w: %q", ErrReservedEvent, event)
+		return "", fmt.Errorf("%w: %q", ErrReservedEvent, event)
 	}
 	data := make([]any, 0, 1+len(args))
 	data = append(data, event)
@@ -256,69 +256,86 @@ func (e *Emitter) EmitContext(ctx context.Context, event string, args ...any) er
 }
 
 // SocketsJoin makes the targeted sockets of every server join rooms. See SocketsJoinContext.
-func (e *Emitter) SocketsJoin(rooms ...string) error {
+func (e *Emitter) SocketsJoin(rooms ...string) (id string, err error) {
 	ctx, cancel := e.timeout()
 	defer cancel()
 	return e.SocketsJoinContext(ctx, rooms...)
 }
 
 // SocketsJoinContext is SocketsJoin bounded by ctx.
-func (e *Emitter) SocketsJoinContext(ctx context.Context, rooms ...string) error {
+func (e *Emitter) SocketsJoinContext(ctx context.Context, rooms ...string) (id string, err error) {
 	return e.write(ctx, wire.SocketsJoin, wire.Object{{Key: "opts", Value: e.socketsOpts()}, {Key: "rooms", Value: nonNil(rooms)}})
 }
 
 // SocketsLeave makes the targeted sockets of every server leave rooms. See SocketsLeaveContext.
-func (e *Emitter) SocketsLeave(rooms ...string) error {
+func (e *Emitter) SocketsLeave(rooms ...string) (id string, err error) {
 	ctx, cancel := e.timeout()
 	defer cancel()
 	return e.SocketsLeaveContext(ctx, rooms...)
 }
 
 // SocketsLeaveContext is SocketsLeave bounded by ctx.
-func (e *Emitter) SocketsLeaveContext(ctx context.Context, rooms ...string) error {
+func (e *Emitter) SocketsLeaveContext(ctx context.Context, rooms ...string) (id string, err error) {
 	return e.write(ctx, wire.SocketsLeave, wire.Object{{Key: "opts", Value: e.socketsOpts()}, {Key: "rooms", Value: nonNil(rooms)}})
 }
 
 // DisconnectSockets disconnects the targeted sockets of every server; with close, their underlying connections
 // are closed too. See DisconnectSocketsContext.
-func (e *Emitter) DisconnectSockets(close bool) error {
+func (e *Emitter) DisconnectSockets(close bool) (id string, err error) {
 	ctx, cancel := e.timeout()
 	defer cancel()
 	return e.DisconnectSocketsContext(ctx, close)
 }
 
 // DisconnectSocketsContext is DisconnectSockets bounded by ctx.
-func (e *Emitter) DisconnectSocketsContext(ctx context.Context, close bool) error {
+func (e *Emitter) DisconnectSocketsContext(ctx context.Context, close bool) (id string, err error) {
 	return e.write(ctx, wire.DisconnectSockets, wire.Object{{Key: "opts", Value: e.socketsOpts()}, {Key: "close", Value: close}})
 }
 
 // ServerSideEmit emits an event to the namespace of every server (their serverSideEmit handlers). Rooms,
 // exceptions and flags do not apply. Acknowledgements are not supported: a server that calls the acknowledgement
 // function is not heard. See ServerSideEmitContext.
-func (e *Emitter) ServerSideEmit(event string, args ...any) error {
+func (e *Emitter) ServerSideEmit(event string, args ...any) (id string, err error) {
 	ctx, cancel := e.timeout()
 	defer cancel()
 	return e.ServerSideEmitContext(ctx, event, args...)
 }
 
 // ServerSideEmitContext is ServerSideEmit bounded by ctx.
-func (e *Emitter) ServerSideEmitContext(ctx context.Context, event string, args ...any) error {
+func (e *Emitter) ServerSideEmitContext(ctx context.Context, event string, args ...any) (id string, err error) {
 	packet := make([]any, 0, 1+len(args))
 	packet = append(packet, event)
 	packet = append(packet, args...)
 	return e.write(ctx, wire.ServerSideEmit, wire.Object{{Key: "packet", Value: packet}})
 }
 
-// ServerCount returns the number of servers that host the Emitter's namespace: the subscribers of its public
-// PUB/SUB channel, or with StreamsOnly the servers heard from on its stream within HeartbeatTimeout. The emitter
-// itself is never counted.
-func (e *Emitter) ServerCount(ctx context.Context) (int64, error) {
+// ServerCount returns the number of servers that host the Emitter's namespace. See ServerCountContext.
+func (e *Emitter) ServerCount() (int64, error) {
+	ctx, cancel := e.timeout()
+	defer cancel()
+	return e.ServerCountContext(ctx)
+}
+
+// ServerCountContext is ServerCount bounded by ctx. It counts the subscribers of the namespace's public PUB/SUB
+// channel, or with StreamsOnly the servers heard from on its stream within HeartbeatTimeout (the newest entries
+// first, 100,000 at most). The emitter itself is never counted.
+//
+// With StreamsOnly, when those entries cover less than HeartbeatInterval (above about 20,000 writes a second with
+// the defaults) a server that wrote nothing in them may be missed: the count is returned with an error wrapping
+// ErrIncompleteCount.
+func (e *Emitter) ServerCountContext(ctx context.Context) (int64, error) {
 	if e.opts.StreamsOnly {
-		members, _, err := rdb.Members(ctx, e.client, e.Stream(), time.Now().Add(-e.opts.HeartbeatTimeout), maxMemberScan)
+		now := time.Now()
+		members, oldest, err := rdb.Members(ctx, e.client, e.Stream(), now.Add(-e.opts.HeartbeatTimeout), maxMemberScan)
 		if err != nil {
 			return 0, fmt.Errorf("emitter: server count: %w", err)
 		}
-		return int64(len(members[e.nsp])), nil
+		n := int64(len(members[e.nsp]))
+		if !oldest.IsZero() && now.Sub(oldest) < e.opts.HeartbeatInterval {
+			return n, fmt.Errorf("emitter: server count: %w: the last %d entries go back %v only", ErrIncompleteCount,
+				maxMemberScan, now.Sub(oldest).Round(time.Millisecond))
+		}
+		return n, nil
 	}
 	n, err := e.client.NumSub(ctx, wire.ChannelName(e.opts.ChannelPrefix, e.nsp, ""))
 	if err != nil {
@@ -326,6 +343,9 @@ func (e *Emitter) ServerCount(ctx context.Context) (int64, error) {
 	}
 	return n, nil
 }
+
+// ErrIncompleteCount: a streams-only server count may have missed servers (see ServerCountContext).
+var ErrIncompleteCount = errors.New("emitter: incomplete server count")
 
 // maxMemberScan bounds the entries ServerCount reads in streams-only mode.
 const maxMemberScan = 100_000
@@ -349,15 +369,15 @@ func nonNil(s []string) []string {
 	return s
 }
 
-func (e *Emitter) write(ctx context.Context, t wire.MessageType, data wire.Object) error {
+func (e *Emitter) write(ctx context.Context, t wire.MessageType, data wire.Object) (string, error) {
 	fields, err := wire.OrderedStreamFields(t, wire.EmitterUID, e.nsp, data, e.opts.OnlyPlaintext)
 	if err != nil {
-		return fmt.Errorf("emitter: %w", err)
+		return "", fmt.Errorf("emitter: %w", err)
 	}
 	op := &rdb.Op{Stream: e.Stream(), MaxLen: max(e.opts.MaxLen, 0), Fields: fields}
 	e.client.Batch(ctx, []*rdb.Op{op})
 	if op.Err != nil {
-		return fmt.Errorf("emitter: %v to %s (namespace %s): %w", t, op.Stream, e.nsp, op.Err)
+		return "", fmt.Errorf("emitter: %v to %s (namespace %s): %w", t, op.Stream, e.nsp, op.Err)
 	}
-	return nil
+	return op.ID, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/socketio-go/redisstreams/emitter"
 	"github.com/socketio-go/redisstreams/internal/siotest"
 )
@@ -54,7 +55,10 @@ func testEmitter(t *testing.T, s setup) {
 			waitFor(t, "streams-only membership", func() bool { return srv.io.Of("/", nil).Adapter().ServerCount() == 2 })
 		}
 	}
-	if n, err := em.ServerCount(ctx); err != nil || n != 2 {
+	if n, err := em.ServerCountContext(ctx); err != nil || n != 2 {
+		t.Fatalf("emitter ServerCountContext = %d, %v; want 2", n, err)
+	}
+	if n, err := em.ServerCount(); err != nil || n != 2 {
 		t.Fatalf("emitter ServerCount = %d, %v; want 2", n, err)
 	}
 
@@ -88,22 +92,26 @@ func testEmitter(t *testing.T, s setup) {
 	// sentinel proves that nothing else is queued for the clients of "/": streams are ordered.
 	sentinel := func(t testing.TB) {
 		t.Helper()
-		if err := em.Emit("sentinel"); err != nil {
+		id, err := em.Emit("sentinel")
+		if err != nil {
 			t.Fatal(err)
 		}
 		off := lastOffset(t, em)
+		if id != off {
+			t.Fatalf("Emit returned %q; its entry is %q", id, off)
+		}
 		for _, c := range clients {
 			expectEv(t, c, "sentinel", nil, off)
 		}
 	}
 
 	t.Run("broadcast with binary", func(t *testing.T) {
-		if err := em.Emit("ev", 1, "2", []byte{3, 4}, map[string]any{"nested": []byte{5}}); err != nil {
+		off, err := em.Emit("ev", 1, "2", []byte{3, 4}, map[string]any{"nested": []byte{5}})
+		if err != nil {
 			t.Fatal(err)
 		}
-		off := lastOffset(t, em)
-		if !offsetRE.MatchString(off) {
-			t.Fatalf("offset %q", off)
+		if !offsetRE.MatchString(off) || off != lastOffset(t, em) {
+			t.Fatalf("Emit returned %q, the stream's last entry is %q", off, lastOffset(t, em))
 		}
 		want := []any{1, "2", []byte{3, 4}, map[string]any{"nested": []byte{5}}}
 		for _, c := range clients {
@@ -115,34 +123,34 @@ func testEmitter(t *testing.T, s setup) {
 		if opts.StreamCount == 5 && e.Stream() != opts.StreamName+"--2" {
 			t.Fatalf("%s goes to %s, want %s--2", negNsp, e.Stream(), opts.StreamName)
 		}
-		if err := e.Emit("ev", "nsp"); err != nil {
+		if _, err := e.Emit("ev", "nsp"); err != nil {
 			t.Fatal(err)
 		}
 		expectEv(t, c2, "ev", []any{"nsp"}, lastOffset(t, e))
 		sentinel(t) // nothing reached "/"
 	})
 	t.Run("room", func(t *testing.T) {
-		if err := em.To("r1").Emit("ev", "room"); err != nil {
+		if _, err := em.To("r1").Emit("ev", "room"); err != nil {
 			t.Fatal(err)
 		}
 		expectEv(t, c1, "ev", []any{"room"}, lastOffset(t, em))
 		sentinel(t)
 	})
 	t.Run("except", func(t *testing.T) {
-		if err := em.Except("r1").Emit("ev", "except"); err != nil {
+		if _, err := em.Except("r1").Emit("ev", "except"); err != nil {
 			t.Fatal(err)
 		}
 		expectEv(t, c0, "ev", []any{"except"}, lastOffset(t, em))
 		sentinel(t)
 	})
 	t.Run("volatile and compress", func(t *testing.T) {
-		if err := em.Volatile().Compress(false).Emit("ev", "volatile"); err != nil {
+		if _, err := em.Volatile().Compress(false).Emit("ev", "volatile"); err != nil {
 			t.Fatal(err)
 		}
 		for _, c := range clients {
 			expectEv(t, c, "ev", []any{"volatile"}, "") // volatile: no offset
 		}
-		if err := em.Compress(true).Emit("ev", "compress"); err != nil {
+		if _, err := em.Compress(true).Emit("ev", "compress"); err != nil {
 			t.Fatal(err)
 		}
 		off := lastOffset(t, em)
@@ -151,18 +159,18 @@ func testEmitter(t *testing.T, s setup) {
 		}
 	})
 	t.Run("reserved event", func(t *testing.T) {
-		if err := em.Emit("disconnect"); !errors.Is(err, emitter.ErrReservedEvent) {
+		if _, err := em.Emit("disconnect"); !errors.Is(err, emitter.ErrReservedEvent) {
 			t.Fatalf("Emit(disconnect) = %v", err)
 		}
 	})
 	t.Run("socketsJoin", func(t *testing.T) {
-		if err := em.SocketsJoin("all"); err != nil { // all
+		if _, err := em.SocketsJoin("all"); err != nil { // all
 			t.Fatal(err)
 		}
-		if err := em.In("r1").SocketsJoin("matching"); err != nil { // matching
+		if _, err := em.In("r1").SocketsJoin("matching"); err != nil { // matching
 			t.Fatal(err)
 		}
-		if err := em.In(c0.Id()).SocketsJoin("single"); err != nil { // single socket
+		if _, err := em.In(c0.Id()).SocketsJoin("single"); err != nil { // single socket
 			t.Fatal(err)
 		}
 		waitFor(t, "joins", func() bool {
@@ -174,13 +182,13 @@ func testEmitter(t *testing.T, s setup) {
 		}
 	})
 	t.Run("socketsLeave", func(t *testing.T) {
-		if err := em.SocketsLeave("all"); err != nil {
+		if _, err := em.SocketsLeave("all"); err != nil {
 			t.Fatal(err)
 		}
-		if err := em.In("r1").SocketsLeave("matching"); err != nil {
+		if _, err := em.In("r1").SocketsLeave("matching"); err != nil {
 			t.Fatal(err)
 		}
-		if err := em.In(c0.Id()).SocketsLeave("single"); err != nil {
+		if _, err := em.In(c0.Id()).SocketsLeave("single"); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, "leaves", func() bool {
@@ -191,7 +199,7 @@ func testEmitter(t *testing.T, s setup) {
 		}
 	})
 	t.Run("serverSideEmit", func(t *testing.T) {
-		if err := em.ServerSideEmit("sse", "hello", 1, []byte{9}); err != nil {
+		if _, err := em.ServerSideEmit("sse", "hello", 1, []byte{9}); err != nil {
 			t.Fatal(err)
 		}
 		for i, srv := range servers {
@@ -213,15 +221,15 @@ func testEmitter(t *testing.T, s setup) {
 		}
 	})
 	t.Run("disconnectSockets", func(t *testing.T) {
-		if err := em.In("r1").DisconnectSockets(false); err != nil {
+		if _, err := em.In("r1").DisconnectSockets(false); err != nil {
 			t.Fatal(err)
 		}
 		c1.expect(t, "disconnect")
-		if err := em.DisconnectSockets(true); err != nil {
+		if _, err := em.DisconnectSockets(true); err != nil {
 			t.Fatal(err)
 		}
 		c0.expect(t, "disconnect")
-		if err := em.Of(negNsp).DisconnectSockets(true); err != nil {
+		if _, err := em.Of(negNsp).DisconnectSockets(true); err != nil {
 			t.Fatal(err)
 		}
 		c2.expect(t, "disconnect")
@@ -249,4 +257,44 @@ func sameValue(got, want any) bool {
 		return true
 	}
 	return reflect.DeepEqual(got, want)
+}
+
+// With StreamsOnly, ServerCount reads the newest entries first: a server heard from just now is counted however
+// many entries came before (read oldest first, 100,000 entries in, it was not), and when the entries read cover
+// less than HeartbeatInterval the count says it may be incomplete (it did not).
+func TestStreamsOnlyServerCountUnderLoad(t *testing.T) {
+	s := setups[0]
+	opts := uniqueOptions(emitter.Options{StreamsOnly: true})
+	em := s.newEmitter(t, opts)
+	rc := s.goRedis(t)
+	ctx := t.Context()
+	hb := func(uid string) {
+		if err := rc.XAdd(ctx, &redis.XAddArgs{Stream: em.Stream(), Values: []any{"uid", uid, "nsp", "/", "type", "10"}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hb("early") // a server heard from at the start of the window, then silent
+	const filler = 120_000
+	for i := 0; i < filler; i += 5000 {
+		pipe := rc.Pipeline()
+		for range 5000 {
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: em.Stream(), Values: []any{"uid", "emitter", "nsp", "/", "type", "3", "data", "{}"}})
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hb("late") // a server heard from just now
+	n, err := em.ServerCount()
+	if !errors.Is(err, emitter.ErrIncompleteCount) {
+		t.Fatalf("ServerCount = %d, %v; want ErrIncompleteCount (%d entries written just now)", n, err, filler)
+	}
+	if n != 1 {
+		t.Fatalf("ServerCount = %d, want 1: the server heard from last", n)
+	}
+	// Once the heartbeat interval is covered, the count is complete.
+	em2 := s.newEmitter(t, emitter.Options{StreamsOnly: true, StreamName: opts.StreamName, HeartbeatInterval: time.Millisecond})
+	if n, err := em2.ServerCount(); err != nil || n != 1 {
+		t.Fatalf("with a 1ms HeartbeatInterval: ServerCount = %d, %v; want 1, nil", n, err)
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"time"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+
 	"github.com/redis/go-redis/v9"
 	client "github.com/zishang520/socket.io/clients/socket/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
@@ -22,32 +24,32 @@ func Example() {
 	rc := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 	defer rc.Close()
 
-	io, err := emitter.New(rc, emitter.Options{})
+	io, err := emitter.New(goredisbackend.New(rc), emitter.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
 
 	// To every client of the main namespace: "time" with one argument.
-	if err := io.Emit("time", time.Now().UnixMilli()); err != nil {
+	if _, err := io.Emit("time", time.Now().UnixMilli()); err != nil {
 		log.Printf("emit: %v", err)
 	}
 
 	// Operators return new values: a configured one can be kept and shared between goroutines.
 	admins := io.Of("/admin").To("room-1", "room-2").Except("muted")
-	if err := admins.Emit("report", map[string]any{"ok": true}, []byte{0xca, 0xfe}); err != nil {
+	if _, err := admins.Emit("report", map[string]any{"ok": true}, []byte{0xca, 0xfe}); err != nil {
 		log.Printf("emit: %v", err)
 	}
 
 	// With a context: bounded by it instead of Options.RequestsTimeout.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := io.In("user:42").SocketsJoinContext(ctx, "premium"); err != nil {
+	if _, err := io.In("user:42").SocketsJoinContext(ctx, "premium"); err != nil {
 		log.Printf("join: %v", err)
 	}
-	if err := io.In("banned").DisconnectSockets(true); err != nil {
+	if _, err := io.In("banned").DisconnectSockets(true); err != nil {
 		log.Printf("disconnect: %v", err)
 	}
-	if err := io.ServerSideEmit("config-changed", "v2"); err != nil {
+	if _, err := io.ServerSideEmit("config-changed", "v2"); err != nil {
 		log.Printf("serverSideEmit: %v", err)
 	}
 }
@@ -61,7 +63,7 @@ func Example_delivered() {
 	// A Socket.IO server of the cluster, with one client.
 	srvRedis := redis.NewClient(&redis.Options{Addr: addr})
 	defer srvRedis.Close()
-	adapter, err := redisstreams.New(srvRedis, redisstreams.Options{})
+	adapter, err := redisstreams.New(context.Background(), goredisbackend.New(srvRedis), redisstreams.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -90,11 +92,11 @@ func Example_delivered() {
 	// The worker: an emitter on the same Redis, with the same naming options as the servers (the defaults).
 	wRedis := redis.NewClient(&redis.Options{Addr: addr})
 	defer wRedis.Close()
-	em, err := emitter.New(wRedis, emitter.Options{})
+	em, err := emitter.New(goredisbackend.New(wRedis), emitter.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := em.Emit("news", "hello from a worker"); err != nil {
+	if _, err := em.Emit("news", "hello from a worker"); err != nil {
 		log.Fatal(err)
 	}
 	select {

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+	"github.com/socketio-go/redisstreams/rueidisbackend"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/rueidis"
 	client "github.com/zishang520/socket.io/clients/socket/v3"
@@ -58,7 +61,7 @@ func (s setup) newEmitter(t testing.TB, opts emitter.Options) *emitter.Emitter {
 	t.Helper()
 	shared.Require(t)
 	if !s.rueidis {
-		e, err := emitter.New(s.goRedis(t), opts)
+		e, err := emitter.New(goredisbackend.New(s.goRedis(t)), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +72,7 @@ func (s setup) newEmitter(t testing.TB, opts emitter.Options) *emitter.Emitter {
 		t.Fatal(err)
 	}
 	t.Cleanup(rc.Close)
-	e, err := emitter.NewRueidis(rc, opts)
+	e, err := emitter.New(rueidisbackend.New(rc), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +108,7 @@ func startServers(t *testing.T, s setup, opts emitter.Options, n int, namespaces
 	t.Helper()
 	out := make([]*server, n)
 	for i := range out {
-		a, err := redisstreams.New(s.goRedis(t), redisstreams.Options{
+		a, err := redisstreams.New(t.Context(), goredisbackend.New(s.goRedis(t)), redisstreams.Options{
 			StreamName: opts.StreamName, StreamCount: opts.StreamCount, ChannelPrefix: opts.ChannelPrefix,
 			SessionKeyPrefix: opts.StreamName + ":session:", UseShardedPubSub: opts.UseShardedPubSub,
 			StreamsOnly: opts.StreamsOnly, ReadCount: 10, BlockTime: time.Second,

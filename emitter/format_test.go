@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+
 	"github.com/socketio-go/redisstreams/emitter"
 )
 
@@ -45,25 +47,28 @@ func TestEntriesAreNodeEmitters(t *testing.T) {
 		typ  string
 		data string
 	}{
-		{func() error { return em.Emit("ev", 1, "2", map[string]any{"a": []any{true, nil}}) }, "/", "3",
+		{func() error { _, err := em.Emit("ev", 1, "2", map[string]any{"a": []any{true, nil}}); return err }, "/", "3",
 			`{"packet":{"type":2,"data":["ev",1,"2",{"a":[true,null]}],"nsp":"/"},"opts":{"rooms":[],"flags":{},"except":[]}}`},
-		{func() error { return em.To("r1", "r2").Except("r3").Volatile().Compress(false).Emit("v") }, "/", "3",
+		{func() error {
+			_, err := em.To("r1", "r2").Except("r3").Volatile().Compress(false).Emit("v")
+			return err
+		}, "/", "3",
 			`{"packet":{"type":2,"data":["v"],"nsp":"/"},"opts":{"rooms":["r1","r2"],"flags":{"volatile":true,"compress":false},"except":["r3"]}}`},
-		{func() error { return em.Compress(true).Volatile().Compress(false).Emit("c") }, "/", "3",
+		{func() error { _, err := em.Compress(true).Volatile().Compress(false).Emit("c"); return err }, "/", "3",
 			`{"packet":{"type":2,"data":["c"],"nsp":"/"},"opts":{"rooms":[],"flags":{"compress":false,"volatile":true},"except":[]}}`},
-		{func() error { return em.Emit("bin", []byte{1, 2, 3}) }, "/", "3", "b64:" +
+		{func() error { _, err := em.Emit("bin", []byte{1, 2, 3}); return err }, "/", "3", "b64:" +
 			// {packet:{type:2,data:["bin",<bin 010203>],nsp:"/"},opts:{rooms:[],flags:{},except:[]}}
 			"82" + "a67061636b6574" + "83" + "a474797065" + "02" + "a464617461" + "92" + "a362696e" + "c403010203" +
 			"a36e7370" + "a12f" + "a46f707473" + "83" + "a5726f6f6d73" + "90" + "a5666c616773" + "80" + "a6657863657074" + "90"},
-		{func() error { return em.Of("custom").In("r1").SocketsJoin("j") }, "/custom", "4",
+		{func() error { _, err := em.Of("custom").In("r1").SocketsJoin("j"); return err }, "/custom", "4",
 			`{"opts":{"rooms":["r1"],"except":[],"flags":{}},"rooms":["j"]}`},
-		{func() error { return em.Except("r1").SocketsLeave("j", "k") }, "/", "5",
+		{func() error { _, err := em.Except("r1").SocketsLeave("j", "k"); return err }, "/", "5",
 			`{"opts":{"rooms":[],"except":["r1"],"flags":{}},"rooms":["j","k"]}`},
-		{func() error { return em.DisconnectSockets(true) }, "/", "6",
+		{func() error { _, err := em.DisconnectSockets(true); return err }, "/", "6",
 			`{"opts":{"rooms":[],"except":[],"flags":{}},"close":true}`},
-		{func() error { return em.To("ignored").ServerSideEmit("sse", 1, map[string]any{"x": 2}) }, "/", "9",
+		{func() error { _, err := em.To("ignored").ServerSideEmit("sse", 1, map[string]any{"x": 2}); return err }, "/", "9",
 			`{"packet":["sse",1,{"x":2}]}`},
-		{func() error { return em.Of("/custom").Emit("html", "<&>") }, "/custom", "3",
+		{func() error { _, err := em.Of("/custom").Emit("html", "<&>"); return err }, "/custom", "3",
 			`{"packet":{"type":2,"data":["html","<&>"],"nsp":"/custom"},"opts":{"rooms":[],"flags":{},"except":[]}}`},
 	}
 	for _, st := range steps {
@@ -99,13 +104,13 @@ func TestOperatorsAreImmutable(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, r := range []string{"a", "b", "c", "d"} {
 		wg.Go(func() {
-			if err := base.To(r).Compress(true).SocketsJoin(r); err != nil {
+			if _, err := base.To(r).Compress(true).SocketsJoin(r); err != nil {
 				t.Error(err)
 			}
 		})
 	}
 	wg.Wait()
-	if err := base.SocketsJoin("base"); err != nil {
+	if _, err := base.SocketsJoin("base"); err != nil {
 		t.Fatal(err)
 	}
 	entries := rawEntries(t, s, opts.StreamName)
@@ -132,7 +137,7 @@ func TestOperatorsAreImmutable(t *testing.T) {
 func TestOptionsValidation(t *testing.T) {
 	s := setup{name: "standalone"}
 	for _, o := range []emitter.Options{{StreamCount: -1}, {ChannelPrefix: "a*"}, {RequestsTimeout: -1}, {HeartbeatTimeout: -1}} {
-		if _, err := emitter.New(s.goRedis(t), o); err == nil {
+		if _, err := emitter.New(goredisbackend.New(s.goRedis(t)), o); err == nil {
 			t.Errorf("New(%+v) accepted", o)
 		}
 	}

@@ -4,6 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+	"github.com/socketio-go/redisstreams/rueidisbackend"
+
 	"github.com/redis/rueidis"
 
 	"github.com/socketio-go/redisstreams/emitter"
@@ -29,9 +32,9 @@ func newEmitterOrigin(t testing.TB, cfg config, prefix string) *emitterOrigin {
 			t.Fatal(rerr)
 		}
 		t.Cleanup(rc.Close)
-		em, err = emitter.NewRueidis(rc, opts)
+		em, err = emitter.New(rueidisbackend.New(rc), opts)
 	} else {
-		em, err = emitter.New(cfg.newRedis(t), opts)
+		em, err = emitter.New(goredisbackend.New(cfg.newRedis(t)), opts)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -56,35 +59,35 @@ func (e *emitterOrigin) op(tg target) *emitter.Emitter {
 
 func (e *emitterOrigin) emit(t testing.TB, tg target, event string, args ...any) {
 	t.Helper()
-	if err := e.op(tg).Emit(event, args...); err != nil {
+	if _, err := e.op(tg).Emit(event, args...); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func (e *emitterOrigin) join(t testing.TB, tg target, rooms ...string) {
 	t.Helper()
-	if err := e.op(tg).SocketsJoin(rooms...); err != nil {
+	if _, err := e.op(tg).SocketsJoin(rooms...); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func (e *emitterOrigin) leave(t testing.TB, tg target, rooms ...string) {
 	t.Helper()
-	if err := e.op(tg).SocketsLeave(rooms...); err != nil {
+	if _, err := e.op(tg).SocketsLeave(rooms...); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func (e *emitterOrigin) disconnect(t testing.TB, tg target, close bool) {
 	t.Helper()
-	if err := e.op(tg).DisconnectSockets(close); err != nil {
+	if _, err := e.op(tg).DisconnectSockets(close); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func (e *emitterOrigin) sse(t testing.TB, nsp, event string, args ...any) {
 	t.Helper()
-	if err := e.em.Of(nsp).ServerSideEmit(event, args...); err != nil {
+	if _, err := e.em.Of(nsp).ServerSideEmit(event, args...); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+
 	"github.com/redis/go-redis/v9"
 
 	redisstreams "github.com/socketio-go/redisstreams"
@@ -127,19 +129,19 @@ func TestNode02MixedFleet(t *testing.T) {
 	// server counts it (Node 0.2.3 excludes uid "emitter" from its heartbeat count, as the Go adapter does).
 	rc := redis.NewClient(&redis.Options{Addr: shared.Standalone.Addr()})
 	t.Cleanup(func() { _ = rc.Close() })
-	em, err := emitter.New(rc, emitter.Options{StreamsOnly: true, StreamName: stream, HeartbeatTimeout: timeout})
+	em, err := emitter.New(goredisbackend.New(rc), emitter.Options{StreamsOnly: true, StreamName: stream, HeartbeatTimeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if err := em.Emit("test", "from emitter", i, []byte{byte(i)}); err != nil {
+		if _, err := em.Emit("test", "from emitter", i, []byte{byte(i)}); err != nil {
 			t.Fatal(err)
 		}
 		for _, c := range clients {
 			c.expect(t, "test", "from emitter", i, []byte{byte(i)})
 		}
 	}
-	if n, err := em.ServerCount(context.Background()); err != nil || n != 4 {
+	if n, err := em.ServerCountContext(context.Background()); err != nil || n != 4 {
 		t.Errorf("emitter ServerCount = %d, %v; want 4", n, err)
 	}
 	for _, s := range []any{gos[0], gos[1], n0, n1} {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
@@ -99,7 +101,7 @@ type sseReplyCfg struct {
 
 func startGoServer(t testing.TB, label string, rc redis.UniversalClient, opts redisstreams.Options, namespaces []string, recovery bool) *goServer {
 	t.Helper()
-	a, err := redisstreams.New(rc, opts)
+	a, err := redisstreams.New(t.Context(), goredisbackend.New(rc), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,7 @@
 // histograms), and observes the Adapter once it exists (its Stats, read at each collection):
 //
 //	m, err := rsotel.New(rsotel.Options{Attributes: []attribute.KeyValue{attribute.String("server", "eu-1")}})
-//	adapter, err := redisstreams.New(client, redisstreams.Options{Observer: m})
+//	adapter, err := redisstreams.New(ctx, goredisbackend.New(client), redisstreams.Options{Observer: m})
 //	reg, err := m.Observe(adapter)
 //	defer reg.Unregister()
 //

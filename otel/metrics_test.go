@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"go.opentelemetry.io/otel/attribute"
@@ -45,7 +47,7 @@ func TestCollect(t *testing.T) {
 		}
 		rc := redis.NewClient(&redis.Options{Addr: rs.Addr()})
 		t.Cleanup(func() { _ = rc.Close() })
-		a, err := redisstreams.New(rc, redisstreams.Options{StreamName: prefix, ChannelPrefix: prefix, Observer: m})
+		a, err := redisstreams.New(t.Context(), goredisbackend.New(rc), redisstreams.Options{StreamName: prefix, ChannelPrefix: prefix, Observer: m})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,8 +1,11 @@
 package prometheus_test
 
 import (
+	"context"
 	"log"
 	"net/http"
+
+	"github.com/socketio-go/redisstreams/goredisbackend"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -18,7 +21,7 @@ import (
 func Example() {
 	m := rsprom.New(rsprom.Options{ConstLabels: prometheus.Labels{"server": "chat-1"}})
 	rc := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
-	adapter, err := redisstreams.New(rc, redisstreams.Options{Observer: m})
+	adapter, err := redisstreams.New(context.Background(), goredisbackend.New(rc), redisstreams.Options{Observer: m})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -4,7 +4,7 @@
 // registered once the Adapter exists (the counters and gauges, read from Adapter.Stats at scrape time):
 //
 //	m := rsprom.New(rsprom.Options{ConstLabels: prometheus.Labels{"server": "eu-1"}})
-//	adapter, err := redisstreams.New(client, redisstreams.Options{Observer: m})
+//	adapter, err := redisstreams.New(ctx, goredisbackend.New(client), redisstreams.Options{Observer: m})
 //	...
 //	prometheus.MustRegister(m.Collector(adapter))
 //	http.Handle("/metrics", promhttp.Handler())

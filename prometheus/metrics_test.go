@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -53,7 +55,7 @@ func startServers(t *testing.T, addr string, names ...string) []*server {
 		rc := redis.NewClient(&redis.Options{Addr: addr})
 		t.Cleanup(func() { _ = rc.Close() })
 		m := rsprom.New(rsprom.Options{ConstLabels: prometheus.Labels{"server": name}})
-		a, err := redisstreams.New(rc, redisstreams.Options{StreamName: prefix, ChannelPrefix: prefix,
+		a, err := redisstreams.New(t.Context(), goredisbackend.New(rc), redisstreams.Options{StreamName: prefix, ChannelPrefix: prefix,
 			RequestsTimeout: time.Second, Observer: m})
 		if err != nil {
 			t.Fatal(err)

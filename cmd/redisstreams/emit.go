@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/socketio-go/redisstreams/emitter"
+	"github.com/socketio-go/redisstreams/goredisbackend"
 	"github.com/socketio-go/redisstreams/internal/wire"
 )
 
@@ -44,7 +45,7 @@ func runEmit(ctx context.Context, e *env, args []string) error {
 	if err := e.connect(ctx); err != nil {
 		return err
 	}
-	em, err := emitter.New(e.client, emitter.Options{StreamName: e.cfg.stream, StreamCount: e.cfg.streamCount,
+	em, err := emitter.New(goredisbackend.New(e.client), emitter.Options{StreamName: e.cfg.stream, StreamCount: e.cfg.streamCount,
 		MaxLen: e.cfg.maxLen, ChannelPrefix: e.cfg.channelPrefix, UseShardedPubSub: e.cfg.sharded,
 		StreamsOnly: e.cfg.streamsOnly, RequestsTimeout: e.cfg.timeout})
 	if err != nil {
@@ -67,9 +68,10 @@ func runEmit(ctx context.Context, e *env, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.timeout)
 	defer cancel()
-	if err := op.EmitContext(ctx, event, values...); err != nil {
+	id, err := op.EmitContext(ctx, event, values...)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "emitted %q to %s (stream %s)\n", event, op.Namespace(), op.Stream())
+	fmt.Fprintf(e.stdout, "emitted %q to %s (stream %s, entry %s)\n", event, op.Namespace(), op.Stream(), id)
 	return nil
 }

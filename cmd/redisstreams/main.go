@@ -37,6 +37,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
 	"github.com/socketio-go/redisstreams/internal/rdb"
 	"github.com/socketio-go/redisstreams/internal/wire"
 )
@@ -282,7 +283,7 @@ func (e *env) connect(ctx context.Context) error {
 		return e.connectError(err)
 	}
 	var err error
-	if e.rdb, err = rdb.NewGoRedis(e.client, c.sharded); err != nil {
+	if e.rdb, err = goredisbackend.New(e.client).Open(c.sharded); err != nil {
 		return err
 	}
 	return nil

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+
 	"github.com/redis/go-redis/v9"
 	client "github.com/zishang520/socket.io/clients/socket/v3"
 	"github.com/zishang520/socket.io/servers/socket/v3"
@@ -99,7 +101,7 @@ func startFleet(t *testing.T, fo fleetOpts) *fleet {
 		f.conn = append(f.conn, "-sharded")
 	}
 	for range max(fo.servers, 2) {
-		a, err := redisstreams.New(newClient(), redisstreams.Options{StreamName: f.prefix, ChannelPrefix: f.prefix,
+		a, err := redisstreams.New(t.Context(), goredisbackend.New(newClient()), redisstreams.Options{StreamName: f.prefix, ChannelPrefix: f.prefix,
 			SessionKeyPrefix: f.prefix + ":session:", StreamCount: fo.streamCount, StreamsOnly: fo.streamsOnly, UseShardedPubSub: fo.sharded,
 			BlockTime: time.Second, HeartbeatInterval: 200 * time.Millisecond, HeartbeatTimeout: 2 * time.Second})
 		if err != nil {
@@ -261,12 +263,12 @@ func TestTail(t *testing.T) {
 	}
 	// History with a filter: the last entries that match, not the last entries filtered. Two joins, then
 	// broadcasts go on.
-	em, err := emitter.New(f.rc, emitter.Options{StreamName: f.prefix})
+	em, err := emitter.New(goredisbackend.New(f.rc), emitter.Options{StreamName: f.prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range []string{"j1", "j2"} {
-		if err := em.In("nobody").SocketsJoin(r); err != nil {
+		if _, err := em.In("nobody").SocketsJoin(r); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -191,12 +191,13 @@ func (e *env) subscriberCounts(ctx context.Context, seen map[string]bool, out ma
 // heartbeatCounts counts, per namespace, the servers heard from on the streams within the heartbeat timeout.
 func (e *env) heartbeatCounts(ctx context.Context, streams []string, now time.Time, out map[string]int64) error {
 	for _, s := range streams {
-		members, truncated, err := rdb.Members(ctx, e.rdb, s, now.Add(-e.cfg.heartbeatTimeout), 200_000)
+		members, oldest, err := rdb.Members(ctx, e.rdb, s, now.Add(-e.cfg.heartbeatTimeout), 200_000)
 		if err != nil {
-			return fmt.Errorf("XRANGE %s: %w", s, err)
+			return fmt.Errorf("XREVRANGE %s: %w", s, err)
 		}
-		if truncated {
-			fmt.Fprintf(e.stderr, "redisstreams: %s: more than 200000 entries within -heartbeat-timeout; counted the oldest only\n", s)
+		if !oldest.IsZero() {
+			fmt.Fprintf(e.stderr, "redisstreams: %s: more than 200000 entries within -heartbeat-timeout; counted the "+
+				"servers heard from in the last %v only\n", s, now.Sub(oldest).Round(time.Millisecond))
 		}
 		for nsp, uids := range members {
 			out[nsp] += int64(len(uids))

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+
 	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -160,7 +162,7 @@ func startNode(ctx context.Context, ln net.Listener, rc redis.UniversalClient, p
 		return nil, fmt.Errorf("server %s: cannot reach Redis: %w", label, redactErr(err, redisSecrets(rc)...))
 	}
 	metrics := rsprom.New(rsprom.Options{ConstLabels: prometheus.Labels{"server": label}})
-	a, err := redisstreams.New(rc, redisstreams.Options{Logger: n.log, Observer: metrics})
+	a, err := redisstreams.New(ctx, goredisbackend.New(rc), redisstreams.Options{Logger: n.log, Observer: metrics})
 	if err != nil {
 		_ = rc.Close()
 		return nil, fmt.Errorf("server %s: %w", label, err)

@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"time"
 
+	"github.com/socketio-go/redisstreams/goredisbackend"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
@@ -21,7 +23,7 @@ func main() {
 	// ContextTimeoutEnabled: a Redis that stops answering is noticed within RequestsTimeout (see Delivery).
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true}) // or NewClusterClient
 	defer rdb.Close()
-	adapter, err := redisstreams.New(rdb, redisstreams.Options{Logger: slog.Default()})
+	adapter, err := redisstreams.New(context.Background(), goredisbackend.New(rdb), redisstreams.Options{Logger: slog.Default()})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -5,15 +5,15 @@ import (
 	"sync"
 )
 
-// confirmations lets a Subscribe wait until Redis has confirmed each of its channels, whichever goroutine reads
+// Confirmations lets a Subscribe wait until Redis has confirmed each of its channels, whichever goroutine reads
 // the confirmation.
-type confirmations struct {
+type Confirmations struct {
 	mu      sync.Mutex
 	waiting map[string][]chan struct{}
 }
 
 // expect registers a wait for channel; register it before sending the SUBSCRIBE.
-func (c *confirmations) expect(channel string) chan struct{} {
+func (c *Confirmations) Expect(channel string) chan struct{} {
 	w := make(chan struct{})
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -25,7 +25,7 @@ func (c *confirmations) expect(channel string) chan struct{} {
 }
 
 // confirm releases every wait for channel.
-func (c *confirmations) confirm(channel string) {
+func (c *Confirmations) Confirm(channel string) {
 	c.mu.Lock()
 	ws := c.waiting[channel]
 	delete(c.waiting, channel)
@@ -36,7 +36,7 @@ func (c *confirmations) confirm(channel string) {
 }
 
 // forget drops the given waits of a failed Subscribe; other callers' waits for the same channels stay.
-func (c *confirmations) forget(channels []string, waits []chan struct{}) {
+func (c *Confirmations) Forget(channels []string, waits []chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, ch := range channels {

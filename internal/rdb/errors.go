@@ -7,9 +7,6 @@ import (
 	"net"
 	"strings"
 	"syscall"
-
-	"github.com/redis/go-redis/v9"
-	"github.com/redis/rueidis"
 )
 
 // Unavailable tells whether a command failed because Redis could not be reached or could not serve it for now
@@ -19,32 +16,32 @@ import (
 //
 // A command that timed out may have been applied: whoever retries it must tolerate a repeat.
 func Unavailable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, redis.Nil) || rueidis.IsRedisNil(err) {
+	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, redis.ErrPoolTimeout) ||
-		errors.Is(err, rueidis.ErrDoCacheAborted) {
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED) {
 		return true
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) {
 		return true
 	}
-	msg := err.Error()
-	if ret, ok := rueidis.IsRedisErr(err); ok {
-		msg = ret.Error()
-	}
-	for _, prefix := range unavailablePrefixes {
-		if strings.HasPrefix(msg, prefix) {
-			return true
+	// A Redis error reply, wrapped or not (both client libraries return it as an error whose text is the reply).
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		msg := e.Error()
+		for _, prefix := range unavailablePrefixes {
+			if strings.HasPrefix(msg, prefix) {
+				return true
+			}
 		}
 	}
-	// Client-side wording of lost connections that wrap no typed error.
+	// Client-side wording of lost connections that wrap no typed error (go-redis: "redis: connection pool timeout").
+	msg := err.Error()
 	return strings.Contains(msg, "connection refused") || strings.Contains(msg, "connection reset") ||
 		strings.Contains(msg, "broken pipe") || strings.Contains(msg, "i/o timeout") ||
-		strings.Contains(msg, "use of closed network connection")
+		strings.Contains(msg, "use of closed network connection") || strings.Contains(msg, "connection pool timeout")
 }
 
 // unavailablePrefixes are the Redis error replies that describe a passing state of the server or the cluster.

@@ -3,6 +3,7 @@ package rdb
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/socketio-go/redisstreams/internal/wire"
@@ -10,21 +11,27 @@ import (
 
 // Members returns, per namespace, the servers (uids) that wrote to a stream since a time, as the streams-only
 // layout counts them: any entry counts, except the emitters' (uid "emitter"), and a server whose last entry is
-// ADAPTER_CLOSE has left. At most maxEntries entries are read, oldest first; truncated reports that there were
-// more (the newest are then not looked at).
-func Members(ctx context.Context, c Client, stream string, since time.Time, maxEntries int) (members map[string]map[string]bool, truncated bool, err error) {
+// ADAPTER_CLOSE has left. The stream is read newest first, at most maxEntries entries: when there are more since
+// then, oldest is the time of the oldest entry read (zero otherwise), and only servers that wrote after it are
+// counted. A server that writes at least every heartbeat interval is counted as long as oldest is more than one
+// interval ago.
+func Members(ctx context.Context, c Client, stream string, since time.Time, maxEntries int) (members map[string]map[string]bool, oldest time.Time, err error) {
 	const page = 1000
 	closeType := strconv.Itoa(int(wire.AdapterClose))
 	members = map[string]map[string]bool{}
 	start := wire.StreamID{Ms: uint64(max(since.UnixMilli(), 0))}.String()
+	end := "+"
 	for read := 0; ; {
 		if read >= maxEntries {
-			return members, true, nil
+			if id, ok := wire.ParseStreamID(strings.TrimPrefix(end, "(")); ok {
+				oldest = id.Time()
+			}
+			break
 		}
 		n := min(page, maxEntries-read)
-		entries, err := c.XRange(ctx, stream, start, "+", int64(n))
+		entries, err := c.XRevRange(ctx, stream, end, start, int64(n))
 		if err != nil {
-			return nil, false, err
+			return nil, time.Time{}, err
 		}
 		for _, e := range entries {
 			uid, nsp := e.Fields["uid"], e.Fields["nsp"]
@@ -34,13 +41,15 @@ func Members(ctx context.Context, c Client, stream string, since time.Time, maxE
 			if members[nsp] == nil {
 				members[nsp] = map[string]bool{}
 			}
-			members[nsp][uid] = e.Fields["type"] != closeType
+			if _, seen := members[nsp][uid]; !seen { // newest first: its last entry tells
+				members[nsp][uid] = e.Fields["type"] != closeType
+			}
 		}
 		read += len(entries)
 		if len(entries) < n {
 			break
 		}
-		start = "(" + entries[len(entries)-1].ID
+		end = "(" + entries[len(entries)-1].ID
 	}
 	for nsp, uids := range members {
 		for uid, alive := range uids {
@@ -52,5 +61,5 @@ func Members(ctx context.Context, c Client, stream string, since time.Time, maxE
 			delete(members, nsp)
 		}
 	}
-	return members, false, nil
+	return members, oldest, nil
 }

@@ -47,6 +47,18 @@ type StreamInfo struct {
 	Added   int64  // entries-added: every entry ever added (Redis 7); -1 when Redis does not say
 }
 
+// Backend is one Redis client library's way to the operations of Client: the adapter and the emitter take one,
+// from the goredisbackend or rueidisbackend package.
+type Backend interface {
+	// Open returns the Client; sharded selects sharded PUB/SUB (SPUBLISH, SSUBSCRIBE, PUBSUB SHARDNUMSUB).
+	Open(sharded bool) (Client, error)
+}
+
+// Advisor is a Backend with advice about its client's configuration, which the adapter logs once when it starts.
+type Advisor interface {
+	Advice() []string
+}
+
 // Client is what the adapter asks of Redis. Implementations must be safe for concurrent use.
 type Client interface {
 	// Batch sends every operation of the batch in one round trip where the client allows it (one per cluster
@@ -54,6 +66,8 @@ type Client interface {
 	Batch(ctx context.Context, batch []*Op)
 	// XRange returns at most count entries between start and end (Redis range syntax, "(" for exclusive).
 	XRange(ctx context.Context, stream, start, end string, count int64) ([]Entry, error)
+	// XRevRange returns at most count entries between end and start, newest first (Redis range syntax).
+	XRevRange(ctx context.Context, stream, end, start string, count int64) ([]Entry, error)
 	// LastID returns the ID of the newest entry of a stream, or "0-0" when the stream is empty or missing.
 	LastID(ctx context.Context, stream string) (string, error)
 	// StreamInfo returns XINFO STREAM's counters, read in one command. A missing stream is all zero ("0-0").

@@ -1,4 +1,4 @@
-package rdb
+package rdb_test
 
 import (
 	"context"
@@ -12,6 +12,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/socketio-go/redisstreams/goredisbackend"
+	"github.com/socketio-go/redisstreams/internal/rdb"
+	"github.com/socketio-go/redisstreams/rueidisbackend"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/rueidis"
@@ -91,9 +95,9 @@ type setup struct {
 
 var setups = []setup{{"standalone", false, false}, {"cluster", true, false}, {"cluster-sharded", true, true}}
 
-func newRueidis(t testing.TB, s setup) *Rueidis {
+func newRueidis(t testing.TB, s setup) rdb.Client {
 	t.Helper()
-	r, err := NewRueidis(newRueidisClient(t, addrs(t, s.cluster), s.cluster), s.sharded)
+	r, err := openRueidis(newRueidisClient(t, addrs(t, s.cluster), s.cluster), s.sharded)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +119,7 @@ func TestRueidisReaderCloseIsPrompt(t *testing.T) {
 				t.Fatal(err)
 			}
 			type result struct {
-				entries []Entry
+				entries []rdb.Entry
 				err     error
 			}
 			done := make(chan result, 1)
@@ -137,13 +141,13 @@ func TestRueidisReaderCloseIsPrompt(t *testing.T) {
 			}
 			select {
 			case res := <-done:
-				if !errors.Is(res.err, ErrClosed) {
+				if !errors.Is(res.err, rdb.ErrClosed) {
 					t.Fatalf("read after Close: %v, %v", res.entries, res.err)
 				}
 			case <-time.After(30 * time.Second): // the read blocks for an hour: only Close ends it sooner
 				t.Fatal("Read still blocked after Close")
 			}
-			if _, err := rd.Read(context.Background(), stream, "0-0", 10, time.Second); !errors.Is(err, ErrClosed) {
+			if _, err := rd.Read(context.Background(), stream, "0-0", 10, time.Second); !errors.Is(err, rdb.ErrClosed) {
 				t.Fatalf("Read after Close: %v", err)
 			}
 		})
@@ -170,7 +174,7 @@ func TestRueidisReaderReads(t *testing.T) {
 			}
 			go func() {
 				time.Sleep(100 * time.Millisecond)
-				r.Batch(context.Background(), []*Op{{Stream: stream, Fields: []string{"a", "1", "b", ""}}})
+				r.Batch(context.Background(), []*rdb.Op{{Stream: stream, Fields: []string{"a", "1", "b", ""}}})
 			}()
 			e, err := rd.Read(t.Context(), stream, "0-0", 10, 5*time.Second)
 			if err != nil || len(e) != 1 || e[0].Fields["a"] != "1" || e[0].Fields["b"] != "" || len(e[0].Fields) != 2 {
@@ -190,14 +194,14 @@ func TestRueidisBatch(t *testing.T) {
 			if err := r.Set(ctx, bad, "x", time.Minute); err != nil {
 				t.Fatal(err)
 			}
-			var batch []*Op
+			var batch []*rdb.Op
 			var streams []string
 			for i := range 20 {
 				streams = append(streams, fmt.Sprintf("{%d}%s", i, key(t, "s")))
-				batch = append(batch, &Op{Stream: streams[i], MaxLen: 100, Fields: []string{"n", fmt.Sprint(i)}},
-					&Op{Channel: key(t, "ch"), Payload: []byte{0, 1, 2}})
+				batch = append(batch, &rdb.Op{Stream: streams[i], MaxLen: 100, Fields: []string{"n", fmt.Sprint(i)}},
+					&rdb.Op{Channel: key(t, "ch"), Payload: []byte{0, 1, 2}})
 			}
-			batch = append(batch, &Op{Stream: bad, Fields: []string{"n", "bad"}}, &Op{Stream: streams[0], Fields: []string{"n", "last"}})
+			batch = append(batch, &rdb.Op{Stream: bad, Fields: []string{"n", "bad"}}, &rdb.Op{Stream: streams[0], Fields: []string{"n", "last"}})
 			r.Batch(ctx, batch)
 			for i, op := range batch {
 				switch {
@@ -229,14 +233,14 @@ func TestRueidisBatch(t *testing.T) {
 			if last, err := r.LastID(ctx, key(t, "missing")); err != nil || last != "0-0" {
 				t.Fatalf("missing stream: %q %v", last, err)
 			}
-			one := []*Op{{Stream: bad, Fields: []string{"a", "b"}}}
+			one := []*rdb.Op{{Stream: bad, Fields: []string{"a", "b"}}}
 			r.Batch(ctx, one)
 			if one[0].Err == nil {
 				t.Fatal("single op: no error")
 			}
 			cctx, cancel := context.WithCancel(ctx)
 			cancel()
-			two := []*Op{{Stream: streams[1], Fields: []string{"a", "b"}}, {Channel: "x", Payload: []byte("y")}}
+			two := []*rdb.Op{{Stream: streams[1], Fields: []string{"a", "b"}}, {Channel: "x", Payload: []byte("y")}}
 			r.Batch(cctx, two)
 			if !errors.Is(two[0].Err, context.Canceled) || !errors.Is(two[1].Err, context.Canceled) {
 				t.Fatalf("cancelled: %v, %v", two[0].Err, two[1].Err)
@@ -246,7 +250,7 @@ func TestRueidisBatch(t *testing.T) {
 }
 
 func TestRueidisGetDel(t *testing.T) {
-	check := func(t *testing.T, r *Rueidis) {
+	check := func(t *testing.T, r rdb.Client) {
 		ctx := t.Context()
 		k := key(t, "k")
 		if err := r.Set(ctx, k, "v\x00w", 200*time.Millisecond); err != nil {
@@ -271,8 +275,9 @@ func TestRueidisGetDel(t *testing.T) {
 	}
 	t.Run("without-GETDEL", func(t *testing.T) {
 		srv := redistest.StartServerT(t, redistest.ServerOptions{ExtraArgs: []string{"--rename-command", "GETDEL", ""}})
-		r, _ := NewRueidis(newRueidisClient(t, []string{srv.Addr()}, false), false)
-		if _, err := r.client.Do(t.Context(), r.client.B().Getdel().Key("x").Build()).ToString(); err == nil ||
+		rc := newRueidisClient(t, []string{srv.Addr()}, false)
+		r, _ := openRueidis(rc, false)
+		if _, err := rc.Do(t.Context(), rc.B().Getdel().Key("x").Build()).ToString(); err == nil ||
 			!strings.Contains(strings.ToLower(err.Error()), "unknown command") {
 			t.Fatalf("GETDEL still available: %v", err)
 		}
@@ -289,7 +294,7 @@ func TestRueidisSubscriber(t *testing.T) {
 			ctx := t.Context()
 			got := make(chan string, 100)
 			chans := []string{key(t, "a"), key(t, "b"), key(t, "c")}
-			var subs []Subscriber
+			var subs []rdb.Subscriber
 			// Several subscribers: in a cluster their connections land on different nodes.
 			for range 6 {
 				sub := r.NewSubscriber(func(channel string, payload []byte) { got <- channel + "=" + string(payload) })
@@ -329,7 +334,7 @@ func TestRueidisSubscriber(t *testing.T) {
 				if err := sub.Close(); err != nil {
 					t.Fatal(err)
 				}
-				if err := sub.Subscribe(ctx, "late"); !errors.Is(err, ErrClosed) {
+				if err := sub.Subscribe(ctx, "late"); !errors.Is(err, rdb.ErrClosed) {
 					t.Fatalf("subscribe after close: %v", err)
 				}
 			}
@@ -338,7 +343,7 @@ func TestRueidisSubscriber(t *testing.T) {
 	}
 }
 
-func waitNumSub(t *testing.T, r *Rueidis, channel string, want int64) {
+func waitNumSub(t *testing.T, r rdb.Client, channel string, want int64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -358,7 +363,7 @@ func TestRueidisResubscribesAfterRestart(t *testing.T) {
 	for _, sharded := range []bool{false, true} {
 		t.Run(fmt.Sprintf("sharded=%v", sharded), func(t *testing.T) {
 			srv := redistest.StartServerT(t, redistest.ServerOptions{})
-			r, _ := NewRueidis(newRueidisClient(t, []string{srv.Addr()}, false), sharded)
+			r, _ := openRueidis(newRueidisClient(t, []string{srv.Addr()}, false), sharded)
 			got := make(chan string, 100)
 			sub := r.NewSubscriber(func(channel string, payload []byte) { got <- string(payload) })
 			defer sub.Close()
@@ -423,17 +428,17 @@ func TestRueidisMatchesGoRedis(t *testing.T) {
 	for _, s := range setups[:2] {
 		t.Run(s.name, func(t *testing.T) {
 			a := addrs(t, s.cluster)
-			r, _ := NewRueidis(newRueidisClient(t, a, s.cluster), false)
-			g, err := NewGoRedis(newGoRedisClient(t, a, s.cluster), false)
+			r, _ := openRueidis(newRueidisClient(t, a, s.cluster), false)
+			g, err := openGoRedis(newGoRedisClient(t, a, s.cluster), false)
 			if err != nil {
 				t.Fatal(err)
 			}
 			ctx := t.Context()
 			stream := key(t, "s")
-			ops := []*Op{{Stream: stream, Fields: []string{"uid", "u", "nsp", "/", "type", "3", "data", "\x00\xff"}},
+			ops := []*rdb.Op{{Stream: stream, Fields: []string{"uid", "u", "nsp", "/", "type", "3", "data", "\x00\xff"}},
 				{Stream: stream, Fields: []string{"uid", "v"}}}
 			g.Batch(ctx, ops)
-			for _, c := range []Client{r, g} {
+			for _, c := range []rdb.Client{r, g} {
 				last, err := c.LastID(ctx, stream)
 				if err != nil || last != ops[1].ID {
 					t.Fatalf("%T last %q %v", c, last, err)
@@ -464,10 +469,10 @@ func TestRueidisMatchesGoRedis(t *testing.T) {
 // again on a new connection instead of failing.
 func TestRueidisWritesAfterRestart(t *testing.T) {
 	srv := redistest.StartServerT(t, redistest.ServerOptions{})
-	r, _ := NewRueidis(newRueidisClient(t, []string{srv.Addr()}, false), false)
+	r, _ := openRueidis(newRueidisClient(t, []string{srv.Addr()}, false), false)
 	ctx := t.Context()
-	batch := func() []*Op {
-		return []*Op{{Stream: "s", Fields: []string{"a", "1"}}, {Channel: "c", Payload: []byte("x")}}
+	batch := func() []*rdb.Op {
+		return []*rdb.Op{{Stream: "s", Fields: []string{"a", "1"}}, {Channel: "c", Payload: []byte("x")}}
 	}
 	for round := range 3 {
 		b := batch()
@@ -493,12 +498,12 @@ func TestRueidisWritesAfterRestart(t *testing.T) {
 // instead of failing: rueidis itself retries read-only commands only.
 func TestRueidisRetriesWritesOnBrokenConnection(t *testing.T) {
 	p := startBreakingProxy(t, addrs(t, false)[0])
-	r, _ := NewRueidis(newRueidisClient(t, []string{p.addr}, false), false)
+	r, _ := openRueidis(newRueidisClient(t, []string{p.addr}, false), false)
 	ctx := t.Context()
 	stream := key(t, "s")
 	for round := range 3 {
 		p.breakOpenConns()
-		b := []*Op{{Stream: stream, Fields: []string{"n", fmt.Sprint(round)}}, {Channel: "c", Payload: []byte("x")}}
+		b := []*rdb.Op{{Stream: stream, Fields: []string{"n", fmt.Sprint(round)}}, {Channel: "c", Payload: []byte("x")}}
 		r.Batch(ctx, b)
 		for _, op := range b {
 			if op.Err != nil {
@@ -611,4 +616,12 @@ func waitBlockedXRead(t *testing.T, addrs []string, cluster bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func openRueidis(c rueidis.Client, sharded bool) (rdb.Client, error) {
+	return rueidisbackend.New(c).Open(sharded)
+}
+
+func openGoRedis(c redis.UniversalClient, sharded bool) (rdb.Client, error) {
+	return goredisbackend.New(c).Open(sharded)
 }

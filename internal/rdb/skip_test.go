@@ -1,8 +1,10 @@
-package rdb
+package rdb_test
 
 import (
 	"context"
 	"testing"
+
+	"github.com/socketio-go/redisstreams/internal/rdb"
 
 	"github.com/redis/rueidis"
 )
@@ -17,20 +19,20 @@ func TestReaderSkip(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(resp2.Close)
-	clients := map[string]Client{}
-	if clients["goredis"], err = NewGoRedis(newGoRedisClient(t, a, false), false); err != nil {
+	clients := map[string]rdb.Client{}
+	if clients["goredis"], err = openGoRedis(newGoRedisClient(t, a, false), false); err != nil {
 		t.Fatal(err)
 	}
-	if clients["rueidis"], err = NewRueidis(newRueidisClient(t, a, false), false); err != nil {
+	if clients["rueidis"], err = openRueidis(newRueidisClient(t, a, false), false); err != nil {
 		t.Fatal(err)
 	}
-	if clients["rueidis-resp2"], err = NewRueidis(resp2, false); err != nil {
+	if clients["rueidis-resp2"], err = openRueidis(resp2, false); err != nil {
 		t.Fatal(err)
 	}
 	for name, c := range clients {
 		t.Run(name, func(t *testing.T) {
 			stream := key(t, "stream")
-			ops := []*Op{
+			ops := []*rdb.Op{
 				{Stream: stream, Fields: []string{"uid", "me", "nsp", "/", "type", "3", "data", "{}"}},
 				{Stream: stream, Fields: []string{"uid", "other", "nsp", "/", "type", "3", "data", "{}"}},
 				{Stream: stream, Fields: []string{"uid", "me", "nsp", "/chat", "type", "3"}},

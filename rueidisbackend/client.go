@@ -1,9 +1,10 @@
-package rdb
+package rueidisbackend
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/socketio-go/redisstreams/internal/rdb"
 	"maps"
 	"slices"
 	"strconv"
@@ -15,8 +16,8 @@ import (
 	"github.com/redis/rueidis"
 )
 
-// Rueidis serves Client with a rueidis client: standalone, sentinel or cluster (rueidis.NewClient picks the mode).
-type Rueidis struct {
+// conn serves rdb.Client with a rueidis client: standalone, sentinel or cluster (rueidis.NewClient picks the mode).
+type conn struct {
 	client  rueidis.Client
 	sharded bool
 	cluster bool
@@ -24,15 +25,15 @@ type Rueidis struct {
 	lastMaxLen atomic.Pointer[formatted] // the last XADD trimming threshold, formatted
 }
 
-var _ Client = (*Rueidis)(nil)
+var _ rdb.Client = (*conn)(nil)
 
-// NewRueidis wraps client. sharded selects SPUBLISH/SSUBSCRIBE/SHARDNUMSUB. The client stays the caller's: nothing
+// open wraps client. sharded selects SPUBLISH/SSUBSCRIBE/SHARDNUMSUB. The client stays the caller's: nothing
 // here closes it.
-func NewRueidis(client rueidis.Client, sharded bool) (*Rueidis, error) {
+func open(client rueidis.Client, sharded bool) (*conn, error) {
 	if client == nil {
-		return nil, errors.New("rdb: nil rueidis client")
+		return nil, errors.New("rueidisbackend: nil rueidis client")
 	}
-	return &Rueidis{client: client, sharded: sharded, cluster: client.Mode() == rueidis.ClientModeCluster}, nil
+	return &conn{client: client, sharded: sharded, cluster: client.Mode() == rueidis.ClientModeCluster}, nil
 }
 
 // Batch implements Client. rueidis pipelines a DoMulti in one round trip per node, and returns the results in
@@ -42,10 +43,10 @@ func NewRueidis(client rueidis.Client, sharded bool) (*Rueidis, error) {
 // times, the operations that failed on a connection error are sent again, up to writeRetries times, after a short
 // pause (the broken connection is replaced meanwhile). Either way, delivery across a connection failure is at
 // least once: an XADD whose reply was lost may be applied twice.
-func (r *Rueidis) Batch(ctx context.Context, batch []*Op) {
+func (r *conn) Batch(ctx context.Context, batch []*rdb.Op) {
 	r.batch(ctx, batch)
 	for attempt := range writeRetries {
-		var again []*Op
+		var again []*rdb.Op
 		for _, op := range batch {
 			if retryable(ctx, op.Err) {
 				again = append(again, op)
@@ -65,7 +66,7 @@ const writeRetries = 3
 
 // pause waits before retry attempt (0-based): 10ms, 40ms, 160ms. False when ctx ended first.
 func pause(ctx context.Context, attempt int) bool {
-	return Sleep(ctx, 10*time.Millisecond<<(2*attempt))
+	return rdb.Sleep(ctx, 10*time.Millisecond<<(2*attempt))
 }
 
 // retry runs do again, as Batch does for writes, while it fails on a connection error.
@@ -90,18 +91,18 @@ func retryable(ctx context.Context, err error) bool {
 	return !redisErr
 }
 
-func (r *Rueidis) batch(ctx context.Context, batch []*Op) {
+func (r *conn) batch(ctx context.Context, batch []*rdb.Op) {
 	switch len(batch) {
 	case 0:
 		return
 	case 1:
-		batch[0].fill(r.client.Do(ctx, r.build(batch[0])))
+		fill(batch[0], r.client.Do(ctx, r.build(batch[0])))
 		return
 	}
 	// A cluster client refuses a DoMulti that mixes commands without a slot (PUBLISH) with commands of several
 	// slots (it panics): such a batch goes out as two DoMultis at once. Across nodes there is no order anyway.
 	if r.cluster && !r.sharded {
-		var keyed, keyless []*Op
+		var keyed, keyless []*rdb.Op
 		for _, op := range batch {
 			if op.Channel != "" {
 				keyless = append(keyless, op)
@@ -120,19 +121,19 @@ func (r *Rueidis) batch(ctx context.Context, batch []*Op) {
 	r.multi(ctx, batch)
 }
 
-func (r *Rueidis) multi(ctx context.Context, batch []*Op) {
+func (r *conn) multi(ctx context.Context, batch []*rdb.Op) {
 	cmds := make(rueidis.Commands, len(batch))
 	var scratch []string
 	for i, op := range batch {
 		cmds[i], scratch = r.buildWith(op, scratch)
 	}
 	for i, res := range r.client.DoMulti(ctx, cmds...) {
-		batch[i].fill(res)
+		fill(batch[i], res)
 	}
 }
 
 // build turns an operation into its command: XADD, PUBLISH or SPUBLISH.
-func (r *Rueidis) build(op *Op) rueidis.Completed {
+func (r *conn) build(op *rdb.Op) rueidis.Completed {
 	c, _ := r.buildWith(op, nil)
 	return c
 }
@@ -141,7 +142,7 @@ func (r *Rueidis) build(op *Op) rueidis.Completed {
 // built as an arbitrary command: the typed builder appends field by field, growing the command's slice several
 // times; here it grows once, to its final length. Commands are pinned: rueidis would otherwise recycle one
 // while a failed connection's writer may still read it.
-func (r *Rueidis) buildWith(op *Op, scratch []string) (rueidis.Completed, []string) {
+func (r *conn) buildWith(op *rdb.Op, scratch []string) (rueidis.Completed, []string) {
 	b := r.client.B()
 	if op.Channel != "" {
 		if r.sharded {
@@ -159,7 +160,7 @@ func (r *Rueidis) buildWith(op *Op, scratch []string) (rueidis.Completed, []stri
 }
 
 // maxLen formats a trimming threshold, reusing the last one: it is the same for every write.
-func (r *Rueidis) maxLen(n int64) string {
+func (r *conn) maxLen(n int64) string {
 	if p := r.lastMaxLen.Load(); p != nil && p.n == n {
 		return p.s
 	}
@@ -174,7 +175,7 @@ type formatted struct {
 }
 
 // fill copies a finished command's outcome into its operation.
-func (op *Op) fill(res rueidis.RedisResult) {
+func fill(op *rdb.Op, res rueidis.RedisResult) {
 	op.ID, op.Err = "", nil
 	if op.Channel != "" {
 		if err := res.Error(); err != nil {
@@ -191,7 +192,7 @@ func (op *Op) fill(res rueidis.RedisResult) {
 }
 
 // XRange implements Client.
-func (r *Rueidis) XRange(ctx context.Context, stream, start, end string, count int64) ([]Entry, error) {
+func (r *conn) XRange(ctx context.Context, stream, start, end string, count int64) ([]rdb.Entry, error) {
 	cmd := r.client.B().Xrange().Key(stream).Start(start).End(end)
 	var c rueidis.Completed
 	if count > 0 {
@@ -206,8 +207,17 @@ func (r *Rueidis) XRange(ctx context.Context, stream, start, end string, count i
 	return fromXRange(msgs), nil
 }
 
+// XRevRange implements rdb.Client.
+func (r *conn) XRevRange(ctx context.Context, stream, end, start string, count int64) ([]rdb.Entry, error) {
+	msgs, err := r.client.Do(ctx, r.client.B().Xrevrange().Key(stream).End(end).Start(start).Count(count).Build().Pin()).AsXRange()
+	if err != nil {
+		return nil, fmt.Errorf("rdb: xrevrange %s: %w", stream, err)
+	}
+	return fromXRange(msgs), nil
+}
+
 // LastID implements Client.
-func (r *Rueidis) LastID(ctx context.Context, stream string) (string, error) {
+func (r *conn) LastID(ctx context.Context, stream string) (string, error) {
 	msgs, err := r.client.Do(ctx, r.client.B().Xrevrange().Key(stream).End("+").Start("-").Count(1).Build().Pin()).AsXRange()
 	if err != nil {
 		return "", fmt.Errorf("rdb: xrevrange %s: %w", stream, err)
@@ -221,15 +231,15 @@ func (r *Rueidis) LastID(ctx context.Context, stream string) (string, error) {
 // StreamInfo implements Client. XINFO STREAM is built as an arbitrary command so that it is not marked read-only:
 // rueidis retries a read-only command after a connection error or CLUSTERDOWN until its context ends, and a reader
 // must see that Redis failed to answer (a failover may have cost entries that nothing else tells about).
-func (r *Rueidis) StreamInfo(ctx context.Context, stream string) (StreamInfo, error) {
+func (r *conn) StreamInfo(ctx context.Context, stream string) (rdb.StreamInfo, error) {
 	info, err := r.client.Do(ctx, r.client.B().Arbitrary("XINFO", "STREAM").Keys(stream).Build().Pin()).AsMap()
 	if err != nil {
 		if strings.Contains(err.Error(), "no such key") {
-			return StreamInfo{LastID: "0-0", FirstID: "0-0"}, nil
+			return rdb.StreamInfo{LastID: "0-0", FirstID: "0-0"}, nil
 		}
-		return StreamInfo{}, fmt.Errorf("rdb: xinfo stream %s: %w", stream, err)
+		return rdb.StreamInfo{}, fmt.Errorf("rdb: xinfo stream %s: %w", stream, err)
 	}
-	out := StreamInfo{LastID: "0-0", FirstID: "0-0", Added: -1}
+	out := rdb.StreamInfo{LastID: "0-0", FirstID: "0-0", Added: -1}
 	if v, ok := info["last-generated-id"]; ok {
 		out.LastID, _ = v.ToString()
 	}
@@ -248,15 +258,15 @@ func (r *Rueidis) StreamInfo(ctx context.Context, stream string) (StreamInfo, er
 }
 
 // Publish implements Client.
-func (r *Rueidis) Publish(ctx context.Context, channel string, payload []byte) error {
-	op := &Op{Channel: channel, Payload: payload}
-	r.Batch(ctx, []*Op{op})
+func (r *conn) Publish(ctx context.Context, channel string, payload []byte) error {
+	op := &rdb.Op{Channel: channel, Payload: payload}
+	r.Batch(ctx, []*rdb.Op{op})
 	return op.Err
 }
 
 // NumSub implements Client. A subscriber is counted only by the node its connection is on: every node the client
 // knows is asked (replicas included), at once.
-func (r *Rueidis) NumSub(ctx context.Context, channel string) (int64, error) {
+func (r *conn) NumSub(ctx context.Context, channel string) (int64, error) {
 	nodes := r.client.Nodes()
 	if len(nodes) == 0 {
 		return 0, errors.New("rdb: numsub: no Redis node known")
@@ -290,7 +300,7 @@ func (r *Rueidis) NumSub(ctx context.Context, channel string) (int64, error) {
 }
 
 // Epoch implements Client.
-func (r *Rueidis) Epoch(ctx context.Context, key, value string) (string, error) {
+func (r *conn) Epoch(ctx context.Context, key, value string) (string, error) {
 	old, err := r.client.Do(ctx, r.client.B().Set().Key(key).Value(value).Nx().Get().Build()).ToString()
 	if rueidis.IsRedisNil(err) {
 		return value, nil
@@ -299,7 +309,7 @@ func (r *Rueidis) Epoch(ctx context.Context, key, value string) (string, error) 
 }
 
 // Set implements Client. A ttl <= 0 stores the value without expiry.
-func (r *Rueidis) Set(ctx context.Context, key, value string, ttl time.Duration) error {
+func (r *conn) Set(ctx context.Context, key, value string, ttl time.Duration) error {
 	set := func() rueidis.Completed { // a command is recycled once sent: one per attempt
 		cmd := r.client.B().Set().Key(key).Value(value)
 		if ttl > 0 {
@@ -315,7 +325,7 @@ func (r *Rueidis) Set(ctx context.Context, key, value string, ttl time.Duration)
 }
 
 // GetDel implements Client.
-func (r *Rueidis) GetDel(ctx context.Context, key string) (string, bool, error) {
+func (r *conn) GetDel(ctx context.Context, key string) (string, bool, error) {
 	// Retried as Batch does. If an attempt was applied but its reply lost, the next finds nothing: no session,
 	// which is what the failure would have meant anyway.
 	var v string
@@ -336,7 +346,7 @@ func (r *Rueidis) GetDel(ctx context.Context, key string) (string, bool, error) 
 	return v, true, nil
 }
 
-func (r *Rueidis) getDelMulti(ctx context.Context, key string) (v string, err error) {
+func (r *conn) getDelMulti(ctx context.Context, key string) (v string, err error) {
 	err = r.client.Dedicated(func(c rueidis.DedicatedClient) error {
 		res := c.DoMulti(ctx,
 			c.B().Multi().Build().Pin(),
@@ -364,21 +374,21 @@ func (r *Rueidis) getDelMulti(ctx context.Context, key string) (v string, err er
 // NewReader implements Client. The reads are blocking commands, which rueidis sends on connections of its
 // blocking pool, never on the pipelined ones; Close cancels the read in progress (rueidis then drops that
 // connection).
-func (r *Rueidis) NewReader(skip SkipFunc) (Reader, error) {
+func (r *conn) NewReader(skip rdb.SkipFunc) (rdb.Reader, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &rueidisReader{client: r.client, ctx: ctx, cancel: cancel, skip: skip}, nil
 }
 
 type rueidisReader struct {
 	client rueidis.Client
-	skip   SkipFunc
+	skip   rdb.SkipFunc
 	ctx    context.Context // done once the reader is closed
 	cancel context.CancelFunc
 }
 
-func (r *rueidisReader) Read(ctx context.Context, stream, lastID string, count int64, block time.Duration) ([]Entry, error) {
+func (r *rueidisReader) Read(ctx context.Context, stream, lastID string, count int64, block time.Duration) ([]rdb.Entry, error) {
 	if r.ctx.Err() != nil {
-		return nil, ErrClosed
+		return nil, rdb.ErrClosed
 	}
 	// rueidis aborts a blocking command at once when its context is cancelled, but a context with a deadline
 	// is applied as a socket deadline instead, which cancellation does not cut short. The command's context
@@ -408,7 +418,7 @@ func (r *rueidisReader) Read(ctx context.Context, stream, lastID string, count i
 		cmd = b.Build().Pin()
 	}
 	res, err := r.client.Do(cctx, cmd).ToMessage()
-	var entries []Entry
+	var entries []rdb.Entry
 	if err == nil {
 		entries, err = xreadEntries(&res, stream, r.skip)
 	}
@@ -418,7 +428,7 @@ func (r *rueidisReader) Read(ctx context.Context, stream, lastID string, count i
 	if err != nil {
 		switch {
 		case r.ctx.Err() != nil:
-			return nil, fmt.Errorf("rdb: xread %s: %w", stream, ErrClosed)
+			return nil, fmt.Errorf("rdb: xread %s: %w", stream, rdb.ErrClosed)
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("rdb: xread %s: %w", stream, ctx.Err())
 		}
@@ -429,7 +439,7 @@ func (r *rueidisReader) Read(ctx context.Context, stream, lastID string, count i
 
 // xreadEntries converts the reply of an XREAD of one stream (a map in RESP3, an array of [name, entries] in
 // RESP2) without the intermediate maps of AsXRead, and without converting the fields of the entries skip matches.
-func xreadEntries(m *rueidis.RedisMessage, stream string, skip SkipFunc) ([]Entry, error) {
+func xreadEntries(m *rueidis.RedisMessage, stream string, skip rdb.SkipFunc) ([]rdb.Entry, error) {
 	var list *rueidis.RedisMessage
 	if m.IsMap() {
 		kv, err := m.ToMap()
@@ -461,7 +471,7 @@ func xreadEntries(m *rueidis.RedisMessage, stream string, skip SkipFunc) ([]Entr
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Entry, len(msgs))
+	out := make([]rdb.Entry, len(msgs))
 	for i := range msgs {
 		pair, err := msgs[i].ToArray()
 		if err != nil || len(pair) != 2 {
@@ -509,14 +519,14 @@ func (r *rueidisReader) Close() error {
 	return nil
 }
 
-func fromXRange(msgs []rueidis.XRangeEntry) []Entry {
-	out := make([]Entry, len(msgs))
+func fromXRange(msgs []rueidis.XRangeEntry) []rdb.Entry {
+	out := make([]rdb.Entry, len(msgs))
 	for i, m := range msgs {
 		fields := m.FieldValues
 		if fields == nil {
 			fields = map[string]string{}
 		}
-		out[i] = Entry{ID: m.ID, Fields: fields}
+		out[i] = rdb.Entry{ID: m.ID, Fields: fields}
 	}
 	return out
 }
@@ -525,7 +535,7 @@ func fromXRange(msgs []rueidis.XRangeEntry) []Entry {
 // PUB/SUB hooks, which reconnects and resubscribes on its own. Regular PUB/SUB shares one connection for every
 // channel; sharded PUB/SUB takes one connection per channel, since each channel may live on a different cluster
 // node.
-func (r *Rueidis) NewSubscriber(handle func(channel string, payload []byte)) Subscriber {
+func (r *conn) NewSubscriber(handle func(channel string, payload []byte)) rdb.Subscriber {
 	return &rueidisSubscriber{r: r, handle: handle, subs: map[string]*rueidisPubSub{},
 		done: make(chan struct{})}
 }
@@ -540,7 +550,7 @@ const (
 )
 
 type rueidisSubscriber struct {
-	r      *Rueidis
+	r      *conn
 	handle func(channel string, payload []byte)
 
 	mu     sync.Mutex
@@ -548,13 +558,13 @@ type rueidisSubscriber struct {
 	done   chan struct{}             // closed by Close
 	shared *rueidisPubSub            // regular PUB/SUB
 	subs   map[string]*rueidisPubSub // sharded: one per channel
-	conf   confirmations
+	conf   rdb.Confirmations
 	wg     sync.WaitGroup
 }
 
 // rueidisPubSub is one dedicated connection and the channels it must be subscribed to. Its run goroutine
 // (re)connects and subscribes; its deliver goroutine passes messages to the handler, so that a slow handler does
-// not stall the connection's reads (its PINGs and subscription confirmations).
+// not stall the connection's reads (its PINGs and subscription rdb.Confirmations).
 type rueidisPubSub struct {
 	s        *rueidisSubscriber
 	channels map[string]struct{}     // wanted; guarded by s.mu
@@ -640,7 +650,7 @@ func (p *rueidisPubSub) run() {
 			failures = 0
 		}
 		failures++
-		t := time.NewTimer(Backoff(failures, rueidisMinBackoff, rueidisMaxBackoff))
+		t := time.NewTimer(rdb.Backoff(failures, rueidisMinBackoff, rueidisMaxBackoff))
 		select {
 		case <-t.C:
 		case <-p.ctx.Done():
@@ -674,7 +684,7 @@ func (p *rueidisPubSub) onMessage(m rueidis.PubSubMessage) {
 func (p *rueidisPubSub) onSubscription(s rueidis.PubSubSubscription) {
 	switch s.Kind {
 	case "subscribe", "ssubscribe":
-		p.s.conf.confirm(s.Channel)
+		p.s.conf.Confirm(s.Channel)
 	case "sunsubscribe":
 		// Redis drops the sharded subscriptions of a slot that moved to another node: subscribe again there.
 		p.s.mu.Lock()
@@ -707,10 +717,10 @@ func (s *rueidisSubscriber) Subscribe(ctx context.Context, channels ...string) e
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return ErrClosed
+		return rdb.ErrClosed
 	}
 	var waits []chan struct{}
-	wait := func(c string) { waits = append(waits, s.conf.expect(c)) }
+	wait := func(c string) { waits = append(waits, s.conf.Expect(c)) }
 	var (
 		conns []*rueidisPubSub // the connections that will confirm
 		dc    rueidis.DedicatedClient
@@ -749,7 +759,7 @@ func (s *rueidisSubscriber) Subscribe(ctx context.Context, channels ...string) e
 		select {
 		case <-w:
 		case <-s.done:
-			return ErrClosed
+			return rdb.ErrClosed
 		case <-ctx.Done():
 			s.forget(channels, waits, false)
 			err := fmt.Errorf("rdb: subscribe %v not confirmed: %w", channels, ctx.Err())
@@ -769,7 +779,7 @@ func (s *rueidisSubscriber) Subscribe(ctx context.Context, channels ...string) e
 
 // forget drops the waiters of a failed Subscribe and, when unwanted, its channels (regular PUB/SUB).
 func (s *rueidisSubscriber) forget(channels []string, waits []chan struct{}, unwanted bool) {
-	s.conf.forget(channels, waits)
+	s.conf.Forget(channels, waits)
 	if !unwanted {
 		return
 	}

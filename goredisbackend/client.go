@@ -1,9 +1,10 @@
-package rdb
+package goredisbackend
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/socketio-go/redisstreams/internal/rdb"
 	"net"
 	"strings"
 	"sync"
@@ -14,24 +15,24 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
-// GoRedis serves Client with a go-redis v9 standalone (*redis.Client) or cluster (*redis.ClusterClient) client.
-type GoRedis struct {
+// conn serves rdb.Client with a go-redis v9 standalone (*redis.Client) or cluster (*redis.ClusterClient) client.
+type conn struct {
 	client  redis.UniversalClient
 	cluster *redis.ClusterClient // client, when it is a cluster client
 	sharded bool
 }
 
-var _ Client = (*GoRedis)(nil)
+var _ rdb.Client = (*conn)(nil)
 
-// NewGoRedis wraps client. sharded selects SPUBLISH/SSUBSCRIBE/SHARDNUMSUB. The client stays the caller's.
-func NewGoRedis(client redis.UniversalClient, sharded bool) (*GoRedis, error) {
+// open wraps client. sharded selects SPUBLISH/SSUBSCRIBE/SHARDNUMSUB. The client stays the caller's.
+func open(client redis.UniversalClient, sharded bool) (*conn, error) {
 	switch client.(type) {
 	case *redis.Client, *redis.ClusterClient:
 	default:
-		return nil, fmt.Errorf("rdb: unsupported go-redis client type %T (want *redis.Client or *redis.ClusterClient)", client)
+		return nil, fmt.Errorf("goredisbackend: unsupported go-redis client type %T (want *redis.Client or *redis.ClusterClient)", client)
 	}
 	cc, _ := client.(*redis.ClusterClient)
-	return &GoRedis{client: client, cluster: cc, sharded: sharded}, nil
+	return &conn{client: client, cluster: cc, sharded: sharded}, nil
 }
 
 // failed passes err through, and when it says that a cluster node could not be reached or could not serve (a
@@ -40,15 +41,15 @@ func NewGoRedis(client redis.UniversalClient, sharded bool) (*GoRedis, error) {
 // master died and its replica took over, its commands would go on dialing the dead master until then, and every
 // write held meanwhile would wait (or be dropped after MaxOutage). The reload runs in the background, at most one
 // at a time (go-redis coalesces the requests).
-func (g *GoRedis) failed(err error) error {
-	if g.cluster != nil && Unavailable(err) && !errors.Is(err, context.Canceled) {
+func (g *conn) failed(err error) error {
+	if g.cluster != nil && rdb.Unavailable(err) && !errors.Is(err, context.Canceled) {
 		g.cluster.ReloadState(context.Background())
 	}
 	return err
 }
 
 // Batch implements Client.
-func (g *GoRedis) Batch(ctx context.Context, batch []*Op) {
+func (g *conn) Batch(ctx context.Context, batch []*rdb.Op) {
 	defer func() {
 		for _, op := range batch {
 			if op.Err != nil {
@@ -88,7 +89,7 @@ type processor interface {
 }
 
 // do queues (on a pipeline) or runs one operation; for a direct call the result is stored in op.
-func (g *GoRedis) do(ctx context.Context, c processor, op *Op, b *boxes) result {
+func (g *conn) do(ctx context.Context, c processor, op *rdb.Op, b *boxes) result {
 	if op.Channel != "" {
 		var cmd *redis.IntCmd
 		if g.sharded {
@@ -130,7 +131,7 @@ func (g *GoRedis) do(ctx context.Context, c processor, op *Op, b *boxes) result 
 }
 
 // xaddArgs is the number of arguments of op's XADD.
-func xaddArgs(op *Op) int { return 6 + len(op.Fields)&^1 }
+func xaddArgs(op *rdb.Op) int { return 6 + len(op.Fields)&^1 }
 
 // fieldName boxes a stream field name: the adapter's own names without an allocation.
 func fieldName(name string) any {
@@ -182,7 +183,7 @@ func (b *boxes) maxLen(n int64) any {
 
 type result struct {
 	redis.Cmder
-	op *Op
+	op *rdb.Op
 }
 
 // Result copies a finished command's outcome into its operation.
@@ -195,7 +196,7 @@ func (r result) Result() {
 }
 
 // XRange implements Client.
-func (g *GoRedis) XRange(ctx context.Context, stream, start, end string, count int64) ([]Entry, error) {
+func (g *conn) XRange(ctx context.Context, stream, start, end string, count int64) ([]rdb.Entry, error) {
 	var msgs []redis.XMessage
 	var err error
 	if count > 0 {
@@ -209,8 +210,17 @@ func (g *GoRedis) XRange(ctx context.Context, stream, start, end string, count i
 	return toEntries(msgs, nil), nil
 }
 
+// XRevRange implements rdb.Client.
+func (g *conn) XRevRange(ctx context.Context, stream, end, start string, count int64) ([]rdb.Entry, error) {
+	msgs, err := g.client.XRevRangeN(ctx, stream, end, start, count).Result()
+	if err != nil {
+		return nil, g.failed(err)
+	}
+	return toEntries(msgs, nil), nil
+}
+
 // LastID implements Client.
-func (g *GoRedis) LastID(ctx context.Context, stream string) (string, error) {
+func (g *conn) LastID(ctx context.Context, stream string) (string, error) {
 	msgs, err := g.client.XRevRangeN(ctx, stream, "+", "-", 1).Result()
 	if err != nil {
 		return "", g.failed(err)
@@ -222,15 +232,15 @@ func (g *GoRedis) LastID(ctx context.Context, stream string) (string, error) {
 }
 
 // StreamInfo implements Client.
-func (g *GoRedis) StreamInfo(ctx context.Context, stream string) (StreamInfo, error) {
+func (g *conn) StreamInfo(ctx context.Context, stream string) (rdb.StreamInfo, error) {
 	info, err := g.client.XInfoStream(ctx, stream).Result()
 	if err != nil {
 		if strings.Contains(err.Error(), "no such key") {
-			return StreamInfo{LastID: "0-0", FirstID: "0-0"}, nil
+			return rdb.StreamInfo{LastID: "0-0", FirstID: "0-0"}, nil
 		}
-		return StreamInfo{}, g.failed(err)
+		return rdb.StreamInfo{}, g.failed(err)
 	}
-	out := StreamInfo{LastID: info.LastGeneratedID, FirstID: info.FirstEntry.ID, Length: info.Length, Added: info.EntriesAdded}
+	out := rdb.StreamInfo{LastID: info.LastGeneratedID, FirstID: info.FirstEntry.ID, Length: info.Length, Added: info.EntriesAdded}
 	if out.FirstID == "" {
 		out.FirstID = "0-0"
 	}
@@ -241,7 +251,7 @@ func (g *GoRedis) StreamInfo(ctx context.Context, stream string) (StreamInfo, er
 }
 
 // Publish implements Client.
-func (g *GoRedis) Publish(ctx context.Context, channel string, payload []byte) error {
+func (g *conn) Publish(ctx context.Context, channel string, payload []byte) error {
 	if g.sharded {
 		return g.failed(g.client.SPublish(ctx, channel, payload).Err())
 	}
@@ -249,7 +259,7 @@ func (g *GoRedis) Publish(ctx context.Context, channel string, payload []byte) e
 }
 
 // NumSub implements Client.
-func (g *GoRedis) NumSub(ctx context.Context, channel string) (int64, error) {
+func (g *conn) NumSub(ctx context.Context, channel string) (int64, error) {
 	count := func(ctx context.Context, c redis.Cmdable) (int64, error) {
 		var m map[string]int64
 		var err error
@@ -278,12 +288,12 @@ func (g *GoRedis) NumSub(ctx context.Context, channel string) (int64, error) {
 }
 
 // Set implements Client.
-func (g *GoRedis) Set(ctx context.Context, key, value string, ttl time.Duration) error {
+func (g *conn) Set(ctx context.Context, key, value string, ttl time.Duration) error {
 	return g.failed(g.client.Set(ctx, key, value, ttl).Err())
 }
 
 // Epoch implements Client.
-func (g *GoRedis) Epoch(ctx context.Context, key, value string) (string, error) {
+func (g *conn) Epoch(ctx context.Context, key, value string) (string, error) {
 	old, err := g.client.SetArgs(ctx, key, value, redis.SetArgs{Mode: "NX", Get: true}).Result()
 	if errors.Is(err, redis.Nil) {
 		return value, nil
@@ -292,7 +302,7 @@ func (g *GoRedis) Epoch(ctx context.Context, key, value string) (string, error) 
 }
 
 // GetDel implements Client.
-func (g *GoRedis) GetDel(ctx context.Context, key string) (string, bool, error) {
+func (g *conn) GetDel(ctx context.Context, key string) (string, bool, error) {
 	v, err := g.client.GetDel(ctx, key).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", false, nil
@@ -321,7 +331,7 @@ func (g *GoRedis) GetDel(ctx context.Context, key string) (string, bool, error) 
 
 // NewReader implements Client: a duplicate of the caller's client, limited to one connection per node, which the
 // reader owns and closes.
-func (g *GoRedis) NewReader(skip SkipFunc) (Reader, error) {
+func (g *conn) NewReader(skip rdb.SkipFunc) (rdb.Reader, error) {
 	switch c := g.client.(type) {
 	case *redis.Client:
 		o := *c.Options()
@@ -345,7 +355,7 @@ func (g *GoRedis) NewReader(skip SkipFunc) (Reader, error) {
 
 type goRedisReader struct {
 	client redis.UniversalClient
-	skip   SkipFunc
+	skip   rdb.SkipFunc
 	closed sync.Once
 
 	// A reader of a failover client (redis.NewFailoverClient) only: go-redis moves the caller's client to the new
@@ -425,7 +435,7 @@ func (r *goRedisReader) moveToMaster(ctx context.Context) {
 	_ = old.Close()
 }
 
-func (r *goRedisReader) Read(ctx context.Context, stream, lastID string, count int64, block time.Duration) ([]Entry, error) {
+func (r *goRedisReader) Read(ctx context.Context, stream, lastID string, count int64, block time.Duration) ([]rdb.Entry, error) {
 	if r.dialMaster != nil {
 		r.moveToMaster(ctx)
 	}
@@ -440,7 +450,7 @@ func (r *goRedisReader) Read(ctx context.Context, stream, lastID string, count i
 		return nil, nil
 	}
 	if err != nil {
-		if r.clusterOptions != nil && ctx.Err() == nil && Unavailable(err) {
+		if r.clusterOptions != nil && ctx.Err() == nil && rdb.Unavailable(err) {
 			r.renew(client)
 		}
 		return nil, err
@@ -448,7 +458,7 @@ func (r *goRedisReader) Read(ctx context.Context, stream, lastID string, count i
 	if len(res) == 1 {
 		return toEntries(res[0].Messages, r.skip), nil
 	}
-	var out []Entry
+	var out []rdb.Entry
 	for _, s := range res {
 		out = append(out, toEntries(s.Messages, r.skip)...)
 	}
@@ -481,14 +491,14 @@ func (r *goRedisReader) Close() error {
 	return err
 }
 
-func toEntries(msgs []redis.XMessage, skip SkipFunc) []Entry {
-	out := make([]Entry, len(msgs))
+func toEntries(msgs []redis.XMessage, skip rdb.SkipFunc) []rdb.Entry {
+	out := make([]rdb.Entry, len(msgs))
 	for i, m := range msgs {
 		if skip != nil {
 			uid, ok1 := m.Values["uid"].(string)
 			nsp, ok2 := m.Values["nsp"].(string)
 			if ok1 && ok2 && skip(uid, nsp) {
-				out[i] = Entry{ID: m.ID, Skipped: true}
+				out[i] = rdb.Entry{ID: m.ID, Skipped: true}
 				continue
 			}
 		}
@@ -501,26 +511,26 @@ func toEntries(msgs []redis.XMessage, skip SkipFunc) []Entry {
 				fields[k] = fmt.Sprint(v)
 			}
 		}
-		out[i] = Entry{ID: m.ID, Fields: fields}
+		out[i] = rdb.Entry{ID: m.ID, Fields: fields}
 	}
 	return out
 }
 
 // NewSubscriber implements Client. Regular PUB/SUB shares one connection for every channel; sharded PUB/SUB takes
 // one connection per channel, since each channel may live on a different cluster node.
-func (g *GoRedis) NewSubscriber(handle func(channel string, payload []byte)) Subscriber {
+func (g *conn) NewSubscriber(handle func(channel string, payload []byte)) rdb.Subscriber {
 	return &goRedisSubscriber{g: g, handle: handle, subs: map[string]*goRedisPubSub{}}
 }
 
 type goRedisSubscriber struct {
-	g      *GoRedis
+	g      *conn
 	handle func(channel string, payload []byte)
 
 	mu     sync.Mutex
 	closed bool
 	shared *goRedisPubSub            // regular PUB/SUB
 	subs   map[string]*goRedisPubSub // sharded: one per channel
-	conf   confirmations
+	conf   rdb.Confirmations
 	wg     sync.WaitGroup
 }
 
@@ -538,7 +548,7 @@ func (s *goRedisSubscriber) start(ps *redis.PubSub) *goRedisPubSub {
 				s.handle(v.Channel, []byte(v.Payload))
 			case *redis.Subscription:
 				if v.Kind == "subscribe" || v.Kind == "ssubscribe" {
-					s.conf.confirm(v.Channel)
+					s.conf.Confirm(v.Channel)
 				}
 			}
 		}
@@ -550,7 +560,7 @@ func (s *goRedisSubscriber) Subscribe(ctx context.Context, channels ...string) e
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return ErrClosed
+		return rdb.ErrClosed
 	}
 	var waits []chan struct{}
 	var fresh []string // sharded: channels that need a connection of their own
@@ -558,7 +568,7 @@ func (s *goRedisSubscriber) Subscribe(ctx context.Context, channels ...string) e
 		if _, ok := s.subs[c]; ok {
 			continue // sharded and already subscribed: no new confirmation will come
 		}
-		waits = append(waits, s.conf.expect(c))
+		waits = append(waits, s.conf.Expect(c))
 		fresh = append(fresh, c)
 	}
 	if !s.g.sharded && s.shared == nil {
@@ -590,14 +600,14 @@ func (s *goRedisSubscriber) Subscribe(ctx context.Context, channels ...string) e
 		err = shared.ps.Subscribe(ctx, channels...)
 	}
 	if err != nil {
-		s.conf.forget(channels, waits)
+		s.conf.Forget(channels, waits)
 		return fmt.Errorf("rdb: subscribe %v: %w", channels, err)
 	}
 	for _, w := range waits {
 		select {
 		case <-w:
 		case <-ctx.Done():
-			s.conf.forget(channels, waits)
+			s.conf.Forget(channels, waits)
 			return fmt.Errorf("rdb: subscribe %v not confirmed: %w", channels, ctx.Err())
 		}
 	}
