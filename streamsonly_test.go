@@ -409,3 +409,49 @@ func TestStreamsOnlyCloseStopsEverything(t *testing.T) {
 		t.Fatalf("%d entries written after Close", after-int64(len(entries)))
 	}
 }
+
+// A server that closes while a broadcast with acks waits for its client count gets a count of 0 on its behalf, and
+// the operator then completes: the application's ack runs, and here calls fetchSockets. That ack must not run on
+// the goroutine that reads the stream, which has to read the answers to the fetch: the fetch completes well within
+// RequestsTimeout (a minute here), with the other server's socket. (HeartbeatTimeout is long too, so that a reader
+// held up does not show as the other server going silent.)
+func TestStreamsOnlyAckOfClosingServerCanFetch(t *testing.T) {
+	cfg := streamsOnlyConfig()
+	nodes := startCluster(t, cfg, clusterOpts{nodes: 2, adapter: func(o *Options) {
+		o.HeartbeatInterval = 200 * time.Millisecond
+		o.HeartbeatTimeout = 30 * time.Second
+		o.RequestsTimeout = time.Minute
+	}})
+	nodes[1].connect(t, clientOpts{})
+	n := nodes[0].nsp(t, "/")
+	c := silentServer(t, cfg.newClient(t), n)
+	waitFor(t, "silent server counted", func() bool { return n.ServerCount() == 3 })
+
+	// To a room nobody is in: the operator waits for 3 client counts of 0 and no acknowledgement.
+	type fetched struct {
+		sockets []*socket.RemoteSocket
+		err     error
+	}
+	done := make(chan fetched, 1)
+	nodes[0].io.To("nobody").Timeout(time.Minute).EmitWithAck("ask")(func([]any, error) {
+		nodes[0].io.FetchSockets()(func(s []*socket.RemoteSocket, err error) { done <- fetched{s, err} })
+	})
+	waitFor(t, "the other server's client count", func() bool {
+		n.reqMu.Lock()
+		defer n.reqMu.Unlock()
+		for _, ar := range n.ackRequests {
+			_, counted := ar.counted[nodes[1].nsp(t, "/").uid]
+			return counted
+		}
+		return false
+	})
+	c.leave() // ADAPTER_CLOSE: its count of 0 completes the operator
+	select {
+	case r := <-done:
+		if r.err != nil || len(r.sockets) != 1 {
+			t.Fatalf("fetchSockets from the ack: %d sockets, %v", len(r.sockets), r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("fetchSockets from the ack did not complete within 10s (RequestsTimeout 1m): it blocks the reader")
+	}
+}
