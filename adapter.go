@@ -137,9 +137,10 @@ func (a *Adapter) New(nsp socket.Namespace) socket.Adapter {
 
 // Close detaches every namespace from the cluster and stops every goroutine the adapter started, waiting for
 // them (bounded by ctx). Queued writes are sent first; writes held for an outage wait for Redis until ctx ends,
-// then are dropped (counted in Stats.Dropped). Once the namespaces are detached no new work is taken: a message
-// read, an acknowledgement or a timeout that comes after is ignored, and the work queued before runs before Close
-// returns. Close is idempotent.
+// then are dropped (counted in Stats.Dropped). Once the namespaces are detached (their pending requests end with
+// ErrClosed), the receive workers refuse new work before Close waits: what a message read, an acknowledgement or
+// a timeout after that would start is not run, a response the application acknowledges late is not sent (and
+// logged), and the work queued before runs before Close returns. Close is idempotent.
 func (a *Adapter) Close(ctx context.Context) error {
 	a.mu.Lock()
 	if a.closed {
