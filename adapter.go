@@ -37,19 +37,21 @@ type Adapter struct {
 	client rdb.Client
 	log    *slog.Logger
 	pub    *publisher
-	sub    rdb.Subscriber
+	layout layout // how the servers find each other and exchange requests (Options.StreamsOnly)
 	stats  counters
+
+	// The receive path's work that must not run on the goroutine that reads: answers to the other servers'
+	// requests in one set, the application's callbacks in the other, so that an answer never waits behind a
+	// callback (which may itself wait for the other servers' answers).
+	answers, callbacks *workers
 
 	mu          sync.Mutex
 	closed      bool
 	readers     map[string]*streamReader
 	nsps        map[string][]*nspAdapter // by namespace name
 	shared      int                      // namespaces with more than one adapter in nsps
-	channels    map[string]*nspAdapter   // by PUB/SUB channel
 	readerMu    sync.Mutex
 	readerConns map[string]rdb.Reader
-
-	stop chan struct{} // closed by Close: ends the heartbeat loop (StreamsOnly)
 
 	beforeDispatch func()              // tests only: runs before each batch of stream entries is delivered
 	onNewDataSet   func(stream string) // tests only: a reader found that Redis lost the stream's data set
@@ -105,18 +107,17 @@ func newAdapter(client rdb.Client, opts Options) *Adapter {
 		log:         opts.Logger,
 		readers:     map[string]*streamReader{},
 		nsps:        map[string][]*nspAdapter{},
-		channels:    map[string]*nspAdapter{},
 		readerConns: map[string]rdb.Reader{},
 	}
 	a.pub = newPublisher(client, publisherOptions{maxBatch: opts.MaxBatch, timeout: opts.RequestsTimeout,
 		maxOutage: opts.MaxOutage, maxHeld: opts.MaxHeldBytes, log: opts.Logger}, a.onWrite)
 	a.pub.observer = opts.Observer // read by the publisher's goroutine only after the first write was queued
-	a.stop = make(chan struct{})
+	a.answers = newWorkers(opts.ReceiveWorkers, &a.wg)
+	a.callbacks = newWorkers(opts.ReceiveWorkers, &a.wg)
 	if opts.StreamsOnly {
-		a.sub = noSubscriber{} // no PUB/SUB command, ever
-		a.goSafe(a.heartbeatLoop)
+		a.layout = newStreamsLayout(a)
 	} else {
-		a.sub = client.NewSubscriber(a.onPubSub)
+		a.layout = newPubSubLayout(a)
 	}
 	return a
 }
@@ -131,7 +132,10 @@ func (a *Adapter) New(nsp socket.Namespace) socket.Adapter {
 
 // Close detaches every namespace from the cluster and stops every goroutine the adapter started, waiting for
 // them (bounded by ctx). Queued writes are sent first; writes held for an outage wait for Redis until ctx ends,
-// then are dropped (counted in Stats.Dropped). Close is idempotent.
+// then are dropped (counted in Stats.Dropped). Once the namespaces are detached (their pending requests end with
+// ErrClosed), the receive workers refuse new work before Close waits: what a message read, an acknowledgement or
+// a timeout after that would start is not run, a response the application acknowledges late is not sent (and
+// logged), and the work queued before runs before Close returns. Close is idempotent.
 func (a *Adapter) Close(ctx context.Context) error {
 	a.mu.Lock()
 	if a.closed {
@@ -147,10 +151,12 @@ func (a *Adapter) Close(ctx context.Context) error {
 
 	var errs []error
 	for _, n := range all {
-		n.detach(ctx)
+		n.detach(ctx) // their pending requests end here, with ErrClosed
 	}
-	close(a.stop)
-	errs = append(errs, a.pub.close(ctx), a.sub.Close())
+	// Refuse new work before waiting for the goroutines: nothing can be added to what Close waits for.
+	a.answers.close()
+	a.callbacks.close()
+	errs = append(errs, a.layout.close(), a.pub.close(ctx))
 	a.mu.Lock()
 	for _, r := range a.readers {
 		r.cancel()
@@ -172,7 +178,7 @@ func (a *Adapter) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// register attaches a namespace adapter: its stream is followed and its channels subscribed.
+// register attaches a namespace adapter: its stream is followed, then the layout makes it known to the others.
 func (a *Adapter) register(n *nspAdapter) error {
 	a.mu.Lock()
 	if a.closed {
@@ -183,8 +189,6 @@ func (a *Adapter) register(n *nspAdapter) error {
 	if len(a.nsps[n.name]) == 2 {
 		a.shared++
 	}
-	a.channels[n.publicChannel] = n
-	a.channels[n.privateChannel] = n
 	_, reading := a.readers[n.stream]
 	a.mu.Unlock()
 
@@ -204,18 +208,11 @@ func (a *Adapter) register(n *nspAdapter) error {
 		}
 		a.mu.Unlock()
 	}
-	if a.opts.StreamsOnly {
-		// Written once the reader follows the stream, so that the answers are read.
-		n.heartbeat(wire.InitialHeartbeat)
-		return nil
-	}
-	if err := a.sub.Subscribe(ctx, n.publicChannel, n.privateChannel); err != nil {
-		return err
-	}
-	return nil
+	return a.layout.join(ctx, n)
 }
 
-func (a *Adapter) unregister(ctx context.Context, n *nspAdapter) error {
+// unregister forgets a namespace adapter that has left the cluster: no message is dispatched to it any more.
+func (a *Adapter) unregister(n *nspAdapter) {
 	a.mu.Lock()
 	list := a.nsps[n.name]
 	if len(list) == 2 {
@@ -232,10 +229,7 @@ func (a *Adapter) unregister(ctx context.Context, n *nspAdapter) error {
 	} else {
 		a.nsps[n.name] = list
 	}
-	delete(a.channels, n.publicChannel)
-	delete(a.channels, n.privateChannel)
 	a.mu.Unlock()
-	return a.sub.Unsubscribe(ctx, n.publicChannel, n.privateChannel)
 }
 
 // dispatchEntry hands one stream entry to the namespace adapters it concerns. Bad entries are skipped, counted
@@ -316,37 +310,6 @@ func (a *Adapter) badEntry(stream, id string, err error) {
 	a.logLimited(&a.entryLog, slog.LevelWarn, "redisstreams: skipping malformed stream entry", "stream", stream, "id", id, "err", err)
 }
 
-// onPubSub receives every PUB/SUB message, from the subscriber's goroutine.
-func (a *Adapter) onPubSub(channel string, payload []byte) {
-	a.stats.received.Add(1)
-	a.mu.Lock()
-	n := a.channels[channel]
-	a.mu.Unlock()
-	if n == nil {
-		return
-	}
-	msg, err := wire.DecodePubSub(payload)
-	if err == nil && msg.Type == wire.Broadcast {
-		err = wire.ValidateBroadcastPacket(msg.Packet, msg.Nsp)
-	}
-	if err != nil {
-		a.stats.invalid.Add(1)
-		a.logLimited(&a.pubsubLog, slog.LevelWarn, "redisstreams: skipping malformed PUB/SUB message", "channel", channel,
-			"bytes", len(payload), "err", err)
-		return
-	}
-	if msg.UID == n.uid {
-		return // our own request, echoed on the public channel
-	}
-	if msg.Nsp != n.name {
-		a.stats.invalid.Add(1)
-		a.logLimited(&a.pubsubLog, slog.LevelWarn, "redisstreams: PUB/SUB message for another namespace", "channel", channel,
-			"nsp", msg.Nsp)
-		return
-	}
-	n.onMessage(msg)
-}
-
 func (a *Adapter) onWrite(op *rdb.Op, waited bool) {
 	if op.Err == nil {
 		a.stats.published.Add(1)
@@ -373,11 +336,6 @@ func (a *Adapter) onWrite(op *rdb.Op, waited bool) {
 // logWriteError logs a failed write, at most once per lograte.Every (with the count of those not logged).
 func (a *Adapter) logWriteError(msg string, args ...any) {
 	a.logLimited(&a.writeLog, slog.LevelError, msg, args...)
-}
-
-// goSafe runs f on a goroutine the adapter waits for in Close.
-func (a *Adapter) goSafe(f func()) {
-	a.wg.Go(f)
 }
 
 func randomID() string {

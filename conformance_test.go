@@ -450,17 +450,10 @@ func testFetchTimeout(t *testing.T, cfg config) {
 }
 
 // silentServer makes a streams-only "server" that only heartbeats (with a fake uid) on n's stream, until closed.
-func silentServer(t *testing.T, rc redis.UniversalClient, n *nspAdapter) interface{ Close() error } {
+func silentServer(t *testing.T, rc redis.UniversalClient, n *nspAdapter) *silent {
 	t.Helper()
-	fields, err := (&wire.Message{Type: wire.Heartbeat, UID: "silent" + randomID(), Nsp: n.name}).StreamFields(false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	values := make([]any, len(fields))
-	for i, f := range fields {
-		values[i] = f
-	}
-	s := &silent{stop: make(chan struct{}), done: make(chan struct{})}
+	s := &silent{t: t, rc: rc, n: n, uid: "silent" + randomID(), stop: make(chan struct{}), done: make(chan struct{})}
+	values := s.entry(wire.Heartbeat)
 	go func() {
 		defer close(s.done)
 		for {
@@ -477,14 +470,40 @@ func silentServer(t *testing.T, rc redis.UniversalClient, n *nspAdapter) interfa
 }
 
 type silent struct {
+	t          *testing.T
+	rc         redis.UniversalClient
+	n          *nspAdapter
+	uid        string
 	once       sync.Once
 	stop, done chan struct{}
 }
 
+// entry returns the fields of a message of type typ from the silent server, without data.
+func (s *silent) entry(typ wire.MessageType) []any {
+	fields, err := (&wire.Message{Type: typ, UID: s.uid, Nsp: s.n.name}).StreamFields(false)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	values := make([]any, len(fields))
+	for i, f := range fields {
+		values[i] = f
+	}
+	return values
+}
+
+// Close stops the heartbeats: the server goes silent.
 func (s *silent) Close() error {
 	s.once.Do(func() { close(s.stop) })
 	<-s.done
 	return nil
+}
+
+// leave stops the heartbeats and writes ADAPTER_CLOSE, as a server that closes does.
+func (s *silent) leave() {
+	_ = s.Close()
+	if err := s.rc.XAdd(s.t.Context(), &redis.XAddArgs{Stream: s.n.stream, Values: s.entry(wire.AdapterClose)}).Err(); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
 func testRemoteSocketOps(t *testing.T, cfg config) {

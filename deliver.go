@@ -217,9 +217,7 @@ func (n *nspAdapter) onRawBroadcast(uid string, rb *wire.RawBroadcast, offset st
 		}
 		data = data[:len(data)-1] + `,"` + offset + `"]` // the offset as last argument, as onBroadcast does
 	}
-	if n.opts().StreamsOnly {
-		n.seen(uid)
-	}
+	n.parent.layout.heard(n, uid, wire.Broadcast)
 	n.rawBroadcasts.Add(1)
 	n.deliverRaw(data, &rb.Opts)
 	return true

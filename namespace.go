@@ -37,12 +37,8 @@ type nspAdapter struct {
 	reqMu       sync.Mutex
 	requests    map[string]*request    // fetchSockets and serverSideEmit with ack
 	ackRequests map[string]*ackRequest // broadcasts with acknowledgements
-	members     map[string]time.Time   // StreamsOnly: the other servers, by uid, with when they were last heard from
-	closedUIDs  map[string]time.Time   // StreamsOnly: servers that sent ADAPTER_CLOSE, with when (kept HeartbeatTimeout)
 
-	lastWrite atomic.Int64 // StreamsOnly: unix nanoseconds of the last write, for the idle heartbeat
-	beating   atomic.Bool  // StreamsOnly: INITIAL_HEARTBEAT written, idle heartbeats due
-	hbMu      sync.Mutex   // StreamsOnly: orders heartbeats before ADAPTER_CLOSE
+	peers peers // the other servers, as the streams-only layout knows them
 
 	attached atomic.Bool
 	detached atomic.Bool
@@ -62,8 +58,7 @@ func (n *nspAdapter) Construct(nsp socket.Namespace) {
 	n.privateChannel = channelName(o.ChannelPrefix, n.name, n.uid)
 	n.requests = map[string]*request{}
 	n.ackRequests = map[string]*ackRequest{}
-	n.members = map[string]time.Time{}
-	n.closedUIDs = map[string]time.Time{}
+	n.peers = newPeers()
 	if csr := nsp.Server().Opts().ConnectionStateRecovery(); csr != nil {
 		// The server applies these defaults only to its own adapters; Node applies them whatever the adapter.
 		if csr.GetRawMaxDisconnectionDuration() == nil {
@@ -96,24 +91,13 @@ func (n *nspAdapter) Close() {
 }
 
 func (n *nspAdapter) detach(ctx context.Context) {
-	if !n.attached.Load() {
+	if !n.attached.Load() || n.detached.Swap(true) {
 		return
 	}
-	if n.opts().StreamsOnly {
-		// No heartbeat may follow ADAPTER_CLOSE: the others would count this server again.
-		n.hbMu.Lock()
-		if n.detached.Swap(true) {
-			n.hbMu.Unlock()
-			return
-		}
-		_, _ = n.publishStream(context.Background(), &wire.Message{Type: wire.AdapterClose, UID: n.uid, Nsp: n.name}, false)
-		n.hbMu.Unlock()
-	} else if n.detached.Swap(true) {
-		return
+	if err := n.parent.layout.leave(ctx, n); err != nil {
+		n.parent.log.Warn("redisstreams: leaving the cluster failed", "nsp", n.name, "err", err)
 	}
-	if err := n.parent.unregister(ctx, n); err != nil {
-		n.parent.log.Warn("redisstreams: unsubscribe failed", "nsp", n.name, "err", err)
-	}
+	n.parent.unregister(n)
 	n.failPending()
 }
 
@@ -124,8 +108,8 @@ func (n *nspAdapter) requestCtx() (context.Context, context.CancelFunc) {
 }
 
 // ServerCount implements socket.Adapter: the subscribers of the namespace's public channel, this server included;
-// in streams-only mode 1 + the servers heard from within HeartbeatTimeout. The interface has no error: when Redis
-// cannot answer it logs and counts only this server.
+// in streams-only mode 1 + the servers heard from within HeartbeatTimeout (see layout). The interface has no error:
+// when Redis cannot answer it logs and counts only this server.
 func (n *nspAdapter) ServerCount() int64 {
 	count, err := n.serverCount()
 	if err != nil {
@@ -136,19 +120,13 @@ func (n *nspAdapter) ServerCount() int64 {
 }
 
 func (n *nspAdapter) serverCount() (int64, error) {
-	if n.opts().StreamsOnly {
-		return 1 + int64(n.memberCount()), nil
-	}
 	ctx, cancel := n.requestCtx()
 	defer cancel()
-	if n.parent.pub.unavailable() {
-		return 0, fmt.Errorf("redisstreams: server count: %w", ErrUnavailable)
-	}
-	count, err := n.parent.client.NumSub(ctx, n.publicChannel)
+	count, err := n.parent.layout.serverCount(ctx, n)
 	if err != nil {
 		return 0, fmt.Errorf("redisstreams: server count: %w", err)
 	}
-	return max(count, 1), nil
+	return count, nil
 }
 
 // Broadcast implements socket.Adapter. The entry is written to the stream before local delivery only when the
@@ -190,9 +168,7 @@ func (n *nspAdapter) publishStream(ctx context.Context, msg *wire.Message, wait 
 		return "", err
 	}
 	op := rdb.Op{Stream: n.stream, MaxLen: max(n.opts().MaxLen, 0), Fields: fields}
-	if n.opts().StreamsOnly {
-		n.lastWrite.Store(time.Now().UnixNano()) // any write resets the heartbeat timer
-	}
+	n.parent.layout.wrote(n)
 	if !wait {
 		return "", n.parent.pub.fire(op)
 	}
@@ -210,25 +186,10 @@ func (n *nspAdapter) publishStream(ctx context.Context, msg *wire.Message, wait 
 	return id, err
 }
 
-// publishChannel queues a PUB/SUB message; with wait it returns once Redis accepted it. In streams-only mode the
-// message is written to the stream instead, whatever the channel: every server reads it, and responses are
-// matched by request ID.
-func (n *nspAdapter) publishChannel(ctx context.Context, channel string, msg *wire.Message, wait bool) error {
-	if n.opts().StreamsOnly {
-		_, err := n.publishStream(ctx, msg, wait)
-		return err
-	}
-	payload, err := msg.PubSubPayload()
-	if err != nil {
-		n.parent.log.Error("redisstreams: cannot encode message", "nsp", n.name, "type", msg.Type, "err", err)
-		return err
-	}
-	op := rdb.Op{Channel: channel, Payload: payload}
-	if !wait {
-		return n.parent.pub.fire(op)
-	}
-	_, err = n.parent.pub.do(ctx, op)
-	return err
+// send writes a request (to "": every other server) or a response (to: the requester's uid) the way the layout
+// carries them; with wait it returns once Redis accepted it.
+func (n *nspAdapter) send(ctx context.Context, to string, msg *wire.Message, wait bool) error {
+	return n.parent.layout.send(ctx, n, to, msg, wait)
 }
 
 // AddSockets implements socket.Adapter.
@@ -299,26 +260,19 @@ func (n *nspAdapter) disconnectLocal(opts *socket.BroadcastOptions, close bool) 
 // disconnectGrace is how long disconnectSockets(close) leaves a client to close its connection by itself.
 const disconnectGrace = time.Second
 
-// onMessage handles a message from another server, read from the stream or a channel.
+// onMessage handles a message from another server, read from the stream or a channel. What may take long or run
+// the application's code goes to the workers (workers.go): answers to requests keyed by request or sender, the
+// application's serverSideEmit handlers keyed by sender (so that one server's events run in the order sent).
+// Responses to this server's requests are handled here at once: they must never wait behind a callback that waits
+// for them.
 func (n *nspAdapter) onMessage(msg *wire.Message) {
-	if n.opts().StreamsOnly {
-		n.seen(msg.UID)
-		switch msg.Type {
-		case wire.InitialHeartbeat:
-			n.heartbeat(wire.Heartbeat)
-			return
-		case wire.AdapterClose:
-			n.reqMu.Lock()
-			n.closedUIDs[msg.UID] = time.Now()
-			n.reqMu.Unlock()
-			n.removeMember(msg.UID)
-			return
-		}
+	if n.parent.layout.heard(n, msg.UID, msg.Type) {
+		return
 	}
 	switch msg.Type {
 	case wire.Broadcast:
 		if msg.RequestID != "" {
-			n.parent.goSafe(func() { n.onBroadcastWithAck(msg) })
+			n.parent.answers.submit(msg.UID, func() { n.onBroadcastWithAck(msg) })
 			return
 		}
 		n.onBroadcast(msg)
@@ -329,9 +283,9 @@ func (n *nspAdapter) onMessage(msg *wire.Message) {
 	case wire.DisconnectSockets:
 		n.disconnectLocal(localOptions(msg.Opts), msg.Close)
 	case wire.FetchSockets:
-		n.parent.goSafe(func() { n.onFetchSockets(msg) })
+		n.parent.answers.submit(msg.RequestID, func() { n.onFetchSockets(msg) })
 	case wire.ServerSideEmit:
-		n.parent.goSafe(func() { n.onServerSideEmit(msg) })
+		n.parent.callbacks.submit(msg.UID, func() { n.onServerSideEmit(msg) })
 	case wire.FetchSocketsResponse, wire.ServerSideEmitResponse:
 		n.onResponse(msg)
 	case wire.BroadcastClientCount, wire.BroadcastAck:

@@ -22,7 +22,8 @@ const (
 // included, as Socket.IO's ServerCount reports it: the subscribers of the namespace's public channel (PUBSUB NUMSUB,
 // or SHARDNUMSUB with UseShardedPubSub; one round trip per namespace), or in streams-only mode 1 + the servers
 // heard from within HeartbeatTimeout (no Redis command). It is meant for metrics and health checks; a namespace
-// whose count failed is left out and its error joined to the returned one.
+// whose count failed is left out and its error joined to the returned one (ErrUnavailable at once while writes are
+// held for an outage, as for ServerCount).
 func (a *Adapter) ServerCounts(ctx context.Context) (map[string]int64, error) {
 	a.mu.Lock()
 	nsps := make([]*nspAdapter, 0, len(a.nsps))
@@ -36,16 +37,12 @@ func (a *Adapter) ServerCounts(ctx context.Context) (map[string]int64, error) {
 	out := make(map[string]int64, len(nsps))
 	var errs []error
 	for _, n := range nsps {
-		if a.opts.StreamsOnly {
-			out[n.name] = 1 + int64(n.memberCount())
-			continue
-		}
-		count, err := a.client.NumSub(ctx, n.publicChannel)
+		count, err := a.layout.serverCount(ctx, n)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("redisstreams: server count of %q: %w", n.name, err))
 			continue
 		}
-		out[n.name] = max(count, 1)
+		out[n.name] = count
 	}
 	return out, errors.Join(errs...)
 }
@@ -109,13 +106,13 @@ func (n *nspAdapter) observeAckRequest(ar *ackRequest) {
 		return
 	}
 	switch {
-	case o.acks < o.clients || len(ar.missing) > 0:
+	case o.acks < o.clients || ar.wait.missing() > 0:
 		waited := o.timeout
 		if waited <= 0 {
 			waited = time.Since(o.start)
 		}
 		obs.Request(RequestBroadcastWithAck, waited, fmt.Errorf("%w: %d of %d acknowledgements from %d servers, %d servers silent",
-			ErrTimeout, o.acks, o.clients, o.servers, len(ar.missing)))
+			ErrTimeout, o.acks, o.clients, o.servers, ar.wait.missing()))
 	case o.servers > 0:
 		obs.Request(RequestBroadcastWithAck, o.last.Sub(o.start), nil)
 	}

@@ -27,6 +27,8 @@ const (
 	// Streams-only layout (Options.StreamsOnly), equal to the 0.2.x adapter's.
 	DefaultHeartbeatInterval = wire.DefaultHeartbeatInterval
 	DefaultHeartbeatTimeout  = wire.DefaultHeartbeatTimeout
+	// Receive path (not in Node, which runs it all on its one thread).
+	DefaultReceiveWorkers = 16
 )
 
 // Options configure an Adapter. The zero value of every field means its documented default, so Options{} is
@@ -107,6 +109,22 @@ type Options struct {
 	// greater than HeartbeatInterval. Default 10s.
 	HeartbeatTimeout time.Duration
 
+	// ReceiveWorkers is the size of each of the two fixed sets of goroutines that run the receive path's work
+	// off the goroutine that reads it: one answers the other servers' requests (fetchSockets, broadcasts with
+	// acks), the other runs the application's callbacks (serverSideEmit handlers, acknowledgements of broadcasts
+	// and of serverSideEmit). Work is routed by key and runs in order within a key: a server's serverSideEmit
+	// events and broadcasts with acks in the order it sent them, a request's acknowledgements in the order they
+	// were read. However many messages arrive (a broadcast with acks to 100,000 clients brings 100,000
+	// acknowledgements), the adapter runs no more goroutines for them.
+	//
+	// Each worker queues up to 1024 tasks. When a queue is full, the reader that hands it work waits for room:
+	// stream entries wait in Redis, PUB/SUB messages in the client's buffer, nothing is dropped. So a callback
+	// that blocks holds up its worker, and once that worker's queue is full, the reading too. A callback may call
+	// fetchSockets or serverSideEmit with ack: the responses it waits for are handled by the reader itself, never
+	// queued, and the other servers answer from their own answer workers; but if its worker's queue fills up
+	// meanwhile, the reader waits for it, and the request ends at its timeout. Default 16.
+	ReceiveWorkers int
+
 	// Logger receives the adapter's logs. Default: discard. Repeating lines (bad entries, failed writes) are
 	// rate-limited; an outage logs when it begins and when it ends, with counts. New (go-redis) also routes the
 	// go-redis client's own log lines here: go-redis has one logger per process, so the first Adapter created with
@@ -159,6 +177,9 @@ func (o Options) withDefaults() Options {
 	if o.HeartbeatTimeout == 0 {
 		o.HeartbeatTimeout = DefaultHeartbeatTimeout
 	}
+	if o.ReceiveWorkers == 0 {
+		o.ReceiveWorkers = DefaultReceiveWorkers
+	}
 	if o.Logger == nil {
 		o.Logger = discardLogger
 	}
@@ -200,6 +221,8 @@ func (o Options) validate() error {
 		return fmt.Errorf("redisstreams: Options.MaxHeldBytes must be > 0, got %d", o.MaxHeldBytes)
 	case o.MaxBatch < 0:
 		return fmt.Errorf("redisstreams: Options.MaxBatch must be >= 1, got %d", o.MaxBatch)
+	case o.ReceiveWorkers < 0:
+		return fmt.Errorf("redisstreams: Options.ReceiveWorkers must be >= 1, got %d", o.ReceiveWorkers)
 	}
 	return nil
 }

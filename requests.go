@@ -19,13 +19,14 @@ import (
 // request is a fetchSockets or serverSideEmit-with-ack waiting for the other servers. Responses are counted per
 // responding server, so a duplicated response cannot complete it early.
 type request struct {
+	id         string
 	typ        wire.MessageType
-	expected   int
+	wait       awaited // whom it waits for (see layout)
 	responders map[string]struct{}
-	missing    map[string]struct{} // StreamsOnly: the servers still waited for
 	sockets    []socket.SocketDetails
 	responses  []any
 	done       chan struct{} // closed on completion, timeout or close
+	onDone     func(*request)
 	finished   bool
 	err        error
 	timer      *time.Timer
@@ -37,8 +38,8 @@ type ackRequest struct {
 	clientCount func(uint64)
 	ack         socket.Ack
 	counted     map[string]struct{}
-	missing     map[string]struct{} // StreamsOnly: the servers whose client count is still awaited
-	obs         *ackObservation     // for Options.Observer (nil without one)
+	wait        awaited         // the servers whose client count is awaited, when the layout knows them
+	obs         *ackObservation // for Options.Observer (nil without one)
 }
 
 // FetchSockets implements socket.Adapter. The returned function blocks until every other server answered or the
@@ -72,7 +73,7 @@ func (n *nspAdapter) FetchSockets(opts *socket.BroadcastOptions) func(func([]soc
 		req := n.addRequest(id, wire.FetchSockets, expected, max(timeout-time.Since(start), time.Millisecond), nil)
 		req.sockets = local
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		err = n.publishChannel(ctx, n.publicChannel, &wire.Message{Type: wire.FetchSockets, UID: n.uid, Nsp: n.name,
+		err = n.send(ctx, "", &wire.Message{Type: wire.FetchSockets, UID: n.uid, Nsp: n.name,
 			RequestID: id, Opts: wireOptions(opts)}, true)
 		cancel()
 		if err != nil {
@@ -96,7 +97,7 @@ func (n *nspAdapter) ServerSideEmit(args []any) error {
 	ack, withAck := args[len(args)-1].(socket.Ack)
 	msg := &wire.Message{Type: wire.ServerSideEmit, UID: n.uid, Nsp: n.name, Args: args}
 	if !withAck {
-		return n.publishChannel(context.Background(), n.publicChannel, msg, false)
+		return n.send(context.Background(), "", msg, false)
 	}
 	msg.Args = args[:len(args)-1]
 	count, err := n.serverCount()
@@ -121,7 +122,7 @@ func (n *nspAdapter) ServerSideEmit(args []any) error {
 	})
 	ctx, cancel := n.requestCtx()
 	defer cancel()
-	if err := n.publishChannel(ctx, n.publicChannel, msg, true); err != nil {
+	if err := n.send(ctx, "", msg, true); err != nil {
 		err = fmt.Errorf("redisstreams: serverSideEmit: publish: %w", err)
 		n.finish(id, err)
 		return err
@@ -129,36 +130,28 @@ func (n *nspAdapter) ServerSideEmit(args []any) error {
 	return nil
 }
 
-// addRequest registers a pending request; onDone (if any) runs on its own goroutine once it ends. In streams-only
-// mode the request waits for the servers alive now (expected is then their number), and completes at once if
-// there are none left.
+// addRequest registers a pending request that expects this many responses (the layout may know better, see
+// awaited). onDone (if any) runs once it ends, on a callback worker; at once, on this goroutine, if it waits for
+// nobody (the streams-only layout knows no server alive).
 func (n *nspAdapter) addRequest(id string, typ wire.MessageType, expected int, timeout time.Duration, onDone func(*request)) *request {
-	req := &request{typ: typ, expected: expected, responders: map[string]struct{}{}, done: make(chan struct{})}
+	req := &request{id: id, typ: typ, responders: map[string]struct{}{}, done: make(chan struct{}), onDone: onDone}
 	if n.opts().Observer != nil {
 		req.start = time.Now()
 	}
 	n.reqMu.Lock()
-	if n.opts().StreamsOnly {
-		req.missing = n.liveLocked(time.Now())
-		req.expected = len(req.missing)
-	}
+	req.wait = n.parent.layout.awaited(n, expected)
 	n.requests[id] = req
 	req.timer = time.AfterFunc(timeout, func() {
 		n.reqMu.Lock()
 		got := len(req.responders)
 		n.reqMu.Unlock()
 		n.parent.stats.timeouts.Add(1)
-		n.finish(id, fmt.Errorf("%w: only %d responses received out of %d", ErrTimeout, got, req.expected))
+		n.finish(id, fmt.Errorf("%w: only %d responses received out of %d", ErrTimeout, got, req.wait.count))
 	})
-	if req.missing != nil && len(req.missing) == 0 {
-		n.finishLocked(id, nil)
-	}
+	now := req.wait.none() && n.finishLocked(id, nil) != nil
 	n.reqMu.Unlock()
-	if onDone != nil {
-		n.parent.goSafe(func() {
-			<-req.done
-			onDone(req)
-		})
+	if now && onDone != nil {
+		onDone(req)
 	}
 	return req
 }
@@ -166,14 +159,17 @@ func (n *nspAdapter) addRequest(id string, typ wire.MessageType, expected int, t
 // finish ends a request (err nil: complete).
 func (n *nspAdapter) finish(id string, err error) {
 	n.reqMu.Lock()
-	defer n.reqMu.Unlock()
-	n.finishLocked(id, err)
+	req := n.finishLocked(id, err)
+	n.reqMu.Unlock()
+	n.finished(req)
 }
 
-func (n *nspAdapter) finishLocked(id string, err error) {
+// finishLocked ends a request, and returns it unless it had ended already; the caller then calls finished, once it
+// has released reqMu.
+func (n *nspAdapter) finishLocked(id string, err error) *request {
 	req, ok := n.requests[id]
 	if !ok || req.finished {
-		return
+		return nil
 	}
 	delete(n.requests, id)
 	req.finished = true
@@ -183,27 +179,52 @@ func (n *nspAdapter) finishLocked(id string, err error) {
 	if o := n.opts().Observer; o != nil {
 		o.Request(requestKind(req), time.Since(req.start), err)
 	}
+	return req
 }
 
-// failPending ends every pending request of a namespace that leaves the cluster.
+// finished hands the onDone of a request finishLocked ended (if any) to the callback workers: it runs the
+// application's ack, which must not run on the goroutine that reads the responses.
+func (n *nspAdapter) finished(req *request) {
+	if req == nil || req.onDone == nil {
+		return
+	}
+	n.parent.callbacks.submit(req.id, func() { req.onDone(req) })
+}
+
+// failPending ends every pending request of a namespace that leaves the cluster. Their callbacks run here, on the
+// caller's goroutine: Close is about to refuse new work.
 func (n *nspAdapter) failPending() {
+	var ended []*request
 	n.reqMu.Lock()
-	defer n.reqMu.Unlock()
 	for id := range n.requests {
-		n.finishLocked(id, ErrClosed)
+		if req := n.finishLocked(id, ErrClosed); req != nil && req.onDone != nil {
+			ended = append(ended, req)
+		}
 	}
 	clear(n.ackRequests)
+	n.reqMu.Unlock()
+	for _, req := range ended {
+		req.onDone(req)
+	}
 }
 
+// onResponse records a response to one of this server's requests, on the goroutine that read it: never queued,
+// so that a callback that waits for it cannot hold it up.
 func (n *nspAdapter) onResponse(msg *wire.Message) {
 	n.reqMu.Lock()
-	defer n.reqMu.Unlock()
+	req := n.recordResponse(msg)
+	n.reqMu.Unlock()
+	n.finished(req)
+}
+
+// recordResponse adds a response to its request, and returns the request if that completed it. reqMu is held.
+func (n *nspAdapter) recordResponse(msg *wire.Message) *request {
 	req, ok := n.requests[msg.RequestID]
 	if !ok || req.finished {
-		return
+		return nil
 	}
 	if _, dup := req.responders[msg.UID]; dup {
-		return
+		return nil
 	}
 	switch {
 	case msg.Type == wire.FetchSocketsResponse && req.typ == wire.FetchSockets:
@@ -213,17 +234,13 @@ func (n *nspAdapter) onResponse(msg *wire.Message) {
 	case msg.Type == wire.ServerSideEmitResponse && req.typ == wire.ServerSideEmit:
 		req.responses = append(req.responses, msg.Response)
 	default:
-		return
+		return nil
 	}
 	req.responders[msg.UID] = struct{}{}
-	if req.missing != nil {
-		delete(req.missing, msg.UID)
-		if len(req.missing) == 0 {
-			n.finishLocked(msg.RequestID, nil)
-		}
-	} else if len(req.responders) >= req.expected {
-		n.finishLocked(msg.RequestID, nil)
+	if req.wait.answered(msg.UID, len(req.responders)) {
+		return n.finishLocked(msg.RequestID, nil)
 	}
+	return nil
 }
 
 // onFetchSockets answers another server's fetchSockets with the matching local sockets.
@@ -238,10 +255,11 @@ func (n *nspAdapter) onFetchSockets(msg *wire.Message) {
 	n.respond(msg, resp)
 }
 
+// respond queues the response to another server's request without waiting for Redis, so that it can be called
+// from any goroutine (an application's ack) and holds no worker; a write that fails later is logged and counted
+// like any other (Adapter.onWrite).
 func (n *nspAdapter) respond(req, resp *wire.Message) {
-	ctx, cancel := n.requestCtx()
-	defer cancel()
-	if err := n.publishChannel(ctx, channelName(n.opts().ChannelPrefix, n.name, req.UID), resp, true); err != nil {
+	if err := n.send(context.Background(), req.UID, resp, false); err != nil {
 		n.parent.logLimited(&n.parent.replyLog, slog.LevelWarn, "redisstreams: response not sent", "nsp", n.name,
 			"type", resp.Type, "request", req.RequestID, "err", err)
 	}
@@ -259,10 +277,8 @@ func (n *nspAdapter) onServerSideEmit(msg *wire.Message) {
 				if len(res) > 0 {
 					v = res[0]
 				}
-				n.parent.goSafe(func() {
-					n.respond(msg, &wire.Message{Type: wire.ServerSideEmitResponse, UID: n.uid, Nsp: n.name,
-						RequestID: msg.RequestID, Response: v})
-				})
+				n.respond(msg, &wire.Message{Type: wire.ServerSideEmitResponse, UID: n.uid, Nsp: n.name,
+					RequestID: msg.RequestID, Response: v})
 			})
 		})
 		args = append(args[:len(args):len(args)], ack)
@@ -297,9 +313,7 @@ func (n *nspAdapter) BroadcastWithAck(packet *parser.Packet, opts *socket.Broadc
 			ar.obs = &ackObservation{start: time.Now(), timeout: timeout}
 		}
 		n.reqMu.Lock()
-		if n.opts().StreamsOnly {
-			ar.missing = n.liveLocked(time.Now())
-		}
+		ar.wait = n.parent.layout.awaited(n, 0)
 		n.ackRequests[id] = ar
 		n.reqMu.Unlock()
 		// Drop the request once the operator has stopped listening (Node does the same).
@@ -311,7 +325,7 @@ func (n *nspAdapter) BroadcastWithAck(packet *parser.Packet, opts *socket.Broadc
 		})
 		msg := &wire.Message{Type: wire.Broadcast, UID: n.uid, Nsp: n.name, RequestID: id, Packet: wirePacket(packet),
 			Opts: wireOptions(opts)}
-		_ = n.publishChannel(context.Background(), n.publicChannel, msg, false)
+		_ = n.send(context.Background(), "", msg, false)
 	}
 	n.localBroadcastWithAck(packet, opts, timeout, clientCount, ack)
 }
@@ -341,9 +355,8 @@ func (n *nspAdapter) onBroadcastWithAck(msg *wire.Message) {
 	if opts.Flags.Timeout != nil {
 		timeout = *opts.Flags.Timeout
 	}
-	replyTo := channelName(n.opts().ChannelPrefix, n.name, msg.UID)
 	reply := func(m *wire.Message) {
-		_ = n.publishChannel(context.Background(), replyTo, m, false)
+		_ = n.send(context.Background(), msg.UID, m, false)
 	}
 	n.localBroadcastWithAck(localPacket(msg.Packet), opts, timeout, func(count uint64) {
 		reply(&wire.Message{Type: wire.BroadcastClientCount, UID: n.uid, Nsp: n.name, RequestID: msg.RequestID, ClientCount: count})
@@ -364,7 +377,7 @@ func (n *nspAdapter) onAckResponse(msg *wire.Message) {
 			ok = false
 		} else {
 			req.counted[msg.UID] = struct{}{}
-			delete(req.missing, msg.UID)
+			req.wait.answered(msg.UID, len(req.counted))
 		}
 	}
 	if ok && req.obs != nil {
@@ -374,11 +387,45 @@ func (n *nspAdapter) onAckResponse(msg *wire.Message) {
 	if !ok {
 		return
 	}
-	// The operator's callbacks may run the application's ack callback: never on the goroutine that reads PUB/SUB.
+	// The operator's callbacks may run the application's ack callback: never on the goroutine that reads. They go
+	// to one worker per request, in the order read.
 	if msg.Type == wire.BroadcastClientCount {
-		n.parent.goSafe(func() { req.clientCount(msg.ClientCount) })
+		n.parent.callbacks.submit(msg.RequestID, func() { req.clientCount(msg.ClientCount) })
 	} else {
-		n.parent.goSafe(func() { req.ack([]any{msg.Response}, nil) })
+		n.parent.callbacks.submit(msg.RequestID, func() { req.ack([]any{msg.Response}, nil) })
+	}
+}
+
+// serverLeft stops waiting for a server the layout saw leave (it closed, or went silent). A request whose every
+// other server has answered completes, and a broadcast with acks gets a client count of 0 on the server's behalf,
+// so that the server's broadcast operator (which counts one client count per server) completes. The counts go to
+// the callback workers like the ones read: they may run the application's ack, which must not hold up the
+// goroutine that reads the stream or writes the heartbeats.
+func (n *nspAdapter) serverLeft(uid string) {
+	var ended []*request
+	type count struct {
+		id string
+		cb func(uint64)
+	}
+	var counts []count
+	n.reqMu.Lock()
+	for id, req := range n.requests {
+		if req.wait.left(uid) && req.wait.none() {
+			ended = append(ended, n.finishLocked(id, nil))
+		}
+	}
+	for id, ar := range n.ackRequests {
+		if ar.wait.left(uid) {
+			ar.counted[uid] = struct{}{} // a late answer must not count twice
+			counts = append(counts, count{id, ar.clientCount})
+		}
+	}
+	n.reqMu.Unlock()
+	for _, req := range ended {
+		n.finished(req)
+	}
+	for _, c := range counts {
+		n.parent.callbacks.submit(c.id, func() { c.cb(0) })
 	}
 }
 

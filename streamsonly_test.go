@@ -120,27 +120,28 @@ func TestStreamsOnlyHeartbeats(t *testing.T) {
 		t.Fatalf("silent server forgotten after %v", d)
 	}
 
-	nodes[1].io.Of("/", nil).Adapter().Close()
-	start = time.Now()
-	waitFor(t, "closed server forgotten", func() bool { return n.ServerCount() == 1 })
-	if d := time.Since(start); d > 500*time.Millisecond {
-		t.Fatalf("closed server forgotten after %v", d)
-	}
+	// A closing server is forgotten when its ADAPTER_CLOSE is read, not after HeartbeatTimeout (a minute here: the
+	// count can drop within waitFor's deadline only by ADAPTER_CLOSE).
+	closing := startCluster(t, cfg, clusterOpts{nodes: 2, adapter: func(o *Options) {
+		o.HeartbeatInterval = 200 * time.Millisecond
+		o.HeartbeatTimeout = time.Minute
+	}})
+	closing[1].io.Of("/", nil).Adapter().Close()
+	waitFor(t, "closed server forgotten", func() bool { return closing[0].nsp(t, "/").ServerCount() == 1 })
 }
 
-// emitter writes entries with the emitter's uid, which must not count as a server.
+// emitter writes an entry with the emitter's uid, which must not count as a server, then one of a new server: once
+// that one is counted, the emitter's entry (before it in the stream) has been read. It is called with 3 servers.
 func emitter(t *testing.T, rc redis.UniversalClient, n *nspAdapter) {
 	t.Helper()
-	fields, err := (&wire.Message{Type: wire.Heartbeat, UID: emitterUID, Nsp: n.name}).StreamFields(false)
-	if err != nil {
-		t.Fatal(err)
+	for _, s := range []*silent{{t: t, n: n, uid: emitterUID}, {t: t, n: n, uid: "sentinel" + randomID()}} {
+		if err := rc.XAdd(t.Context(), &redis.XAddArgs{Stream: n.stream, Values: s.entry(wire.Heartbeat)}).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := rc.XAdd(t.Context(), &redis.XAddArgs{Stream: n.stream, Values: fields}).Err(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond)
-	if c := n.ServerCount(); c != 3 {
-		t.Fatalf("emitter counted: %d servers", c)
+	waitFor(t, "the entry after the emitter's read", func() bool { return n.ServerCount() >= 4 })
+	if c := n.ServerCount(); c != 4 {
+		t.Fatalf("emitter counted: %d servers, want 3 and the sentinel", c)
 	}
 }
 
@@ -383,7 +384,18 @@ func TestStreamsOnlyCloseStopsEverything(t *testing.T) {
 	}
 	nodes := startClusterWithAdapters(t, []*Adapter{a})
 	nodes[0].io.Emit("x")
-	time.Sleep(200 * time.Millisecond)
+	waitFor(t, "an idle heartbeat after the broadcast", func() bool {
+		entries, err := rc.XRange(t.Context(), stream, "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range entries {
+			if e.Values["type"] == "3" {
+				return slices.ContainsFunc(entries[i:], func(e redis.XMessage) bool { return e.Values["type"] == "2" })
+			}
+		}
+		return false
+	})
 	if adapterGoroutines() == 0 {
 		t.Fatal("no adapter goroutines while running")
 	}
@@ -405,9 +417,52 @@ func TestStreamsOnlyCloseStopsEverything(t *testing.T) {
 	if !slices.Contains(types, "3") {
 		t.Fatalf("entry types %v: no broadcast", types)
 	}
-	time.Sleep(200 * time.Millisecond)
-	after, _ := rc.XLen(context.Background(), stream).Result()
-	if after != int64(len(entries)) {
-		t.Fatalf("%d entries written after Close", after-int64(len(entries)))
+	// Nothing is written after ADAPTER_CLOSE: the entries were read once no goroutine of the adapter was left, and
+	// the last one is ADAPTER_CLOSE.
+}
+
+// A server that closes while a broadcast with acks waits for its client count gets a count of 0 on its behalf, and
+// the operator then completes: the application's ack runs, and here calls fetchSockets. That ack must not run on
+// the goroutine that reads the stream, which has to read the answers to the fetch: the fetch completes well within
+// RequestsTimeout (a minute here), with the other server's socket. (HeartbeatTimeout is long too, so that a reader
+// held up does not show as the other server going silent.)
+func TestStreamsOnlyAckOfClosingServerCanFetch(t *testing.T) {
+	cfg := streamsOnlyConfig()
+	nodes := startCluster(t, cfg, clusterOpts{nodes: 2, adapter: func(o *Options) {
+		o.HeartbeatInterval = 200 * time.Millisecond
+		o.HeartbeatTimeout = 30 * time.Second
+		o.RequestsTimeout = time.Minute
+	}})
+	nodes[1].connect(t, clientOpts{})
+	n := nodes[0].nsp(t, "/")
+	c := silentServer(t, cfg.newClient(t), n)
+	waitFor(t, "silent server counted", func() bool { return n.ServerCount() == 3 })
+
+	// To a room nobody is in: the operator waits for 3 client counts of 0 and no acknowledgement.
+	type fetched struct {
+		sockets []*socket.RemoteSocket
+		err     error
+	}
+	done := make(chan fetched, 1)
+	nodes[0].io.To("nobody").Timeout(time.Minute).EmitWithAck("ask")(func([]any, error) {
+		nodes[0].io.FetchSockets()(func(s []*socket.RemoteSocket, err error) { done <- fetched{s, err} })
+	})
+	waitFor(t, "the other server's client count", func() bool {
+		n.reqMu.Lock()
+		defer n.reqMu.Unlock()
+		for _, ar := range n.ackRequests {
+			_, counted := ar.counted[nodes[1].nsp(t, "/").uid]
+			return counted
+		}
+		return false
+	})
+	c.leave() // ADAPTER_CLOSE: its count of 0 completes the operator
+	select {
+	case r := <-done:
+		if r.err != nil || len(r.sockets) != 1 {
+			t.Fatalf("fetchSockets from the ack: %d sockets, %v", len(r.sockets), r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("fetchSockets from the ack did not complete within 10s (RequestsTimeout 1m): it blocks the reader")
 	}
 }
