@@ -15,17 +15,6 @@ import (
 	"github.com/socketio-go/redisstreams/internal/wire"
 )
 
-// Errors returned (wrapped) by the adapter.
-var (
-	// ErrClosed: the Adapter has been closed.
-	ErrClosed = errors.New("redisstreams: adapter closed")
-	// ErrTimeout: a request to the other servers did not get every response in time.
-	ErrTimeout = errors.New("redisstreams: timeout reached")
-	// ErrUnavailable: Redis cannot be reached now (writes are being held, see Options.MaxOutage); requests to
-	// the other servers fail at once with it instead of waiting for their timeout.
-	ErrUnavailable = errors.New("redisstreams: redis unavailable")
-)
-
 // Adapter connects the namespaces of one Socket.IO server to the cluster. Give it to the server with
 // ServerOptions.SetAdapter; the server then asks it for one namespace adapter per namespace. An Adapter serves
 // exactly one server, and is safe for concurrent use.

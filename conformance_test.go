@@ -602,6 +602,10 @@ func testServerSideEmitTimeout(t *testing.T, cfg config) {
 	if !errors.Is(r.err, ErrTimeout) || r.err.Error() != "redisstreams: timeout reached: only 1 responses received out of 2" {
 		t.Fatalf("err = %v", r.err)
 	}
+	var te *TimeoutError
+	if !errors.As(r.err, &te) || te.Got != 1 || te.Want != 2 {
+		t.Fatalf("err = %#v, want a *TimeoutError{Got: 1, Want: 2}", r.err)
+	}
 	if len(r.args) != 1 || toFloat(r.args[0]) != 2 {
 		t.Fatalf("responses %#v", r.args)
 	}

@@ -12,10 +12,6 @@ import (
 	"github.com/socketio-go/redisstreams/internal/wire"
 )
 
-// ErrDropped: a write was given up without reaching Redis (held past Options.MaxOutage or Options.MaxHeldBytes, a
-// PUB/SUB message older than RequestsTimeout, or the adapter closed before Redis came back).
-var ErrDropped = errors.New("redisstreams: write dropped")
-
 // errDroppedSent is the ErrDropped of a stream write given up after it was sent at least once: it may have reached
 // Redis (counted in Stats.DroppedSent too).
 var errDroppedSent = fmt.Errorf("%w after it was sent (it may have reached Redis)", ErrDropped)
@@ -455,6 +451,15 @@ func (p *publisher) drop(ws []*write, bound string, inflight bool) {
 		p.dropped += len(ws)
 	}
 	p.mu.Unlock()
+	if o, ok := p.observer.(DropObserver); ok {
+		d := Drop{Writes: len(ws), Bound: bound}
+		for _, w := range ws {
+			if w.Err == errDroppedSent {
+				d.Sent++
+			}
+		}
+		o.WritesDropped(d)
+	}
 	if outage {
 		if first {
 			p.log.Error("redisstreams: dropping writes held too long while Redis is unavailable (see Options.MaxOutage, Options.MaxHeldBytes)",
@@ -506,6 +511,9 @@ func (p *publisher) beginOutage(err error) {
 	p.outageErr, p.heldMax = err, queued
 	p.log.Warn("redisstreams: Redis unavailable, holding writes until it answers",
 		"err", err, "held", queued, "max_outage", p.maxOutage, "max_held_bytes", p.maxHeld)
+	if o, ok := p.observer.(OutageObserver); ok {
+		o.OutageBegan(Outage{Began: p.outageStart, Held: queued, Err: err})
+	}
 }
 
 func (p *publisher) endOutage() {
@@ -517,9 +525,12 @@ func (p *publisher) endOutage() {
 	if dropped > 0 {
 		level = slog.LevelError
 	}
+	took := time.Since(since)
 	p.log.Log(context.Background(), level, "redisstreams: Redis available again, held writes sent",
-		"outage", time.Since(since).Round(time.Millisecond), "held_max", p.heldMax, "dropped", dropped,
-		"first_err", p.outageErr)
+		"outage", took.Round(time.Millisecond), "held_max", p.heldMax, "dropped", dropped, "first_err", p.outageErr)
+	if o, ok := p.observer.(OutageObserver); ok {
+		o.OutageEnded(Outage{Began: since, Duration: took, Held: p.heldMax, Dropped: dropped, Err: p.outageErr})
+	}
 }
 
 // close stops accepting writes and lets the queued ones go out, waiting for them up to ctx's end; what is still

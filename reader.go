@@ -177,7 +177,7 @@ func (r *streamReader) read(out chan<- []rdb.Entry) {
 		entries, res := r.books.Read(entries, time.Now())
 		a.stats.received.Add(uint64(res.Skipped + res.Duplicates)) // never dispatched
 		a.stats.duplicates.Add(uint64(res.Duplicates))
-		r.lose(res.Lost, lostWithDataSet)
+		r.lose(res.Lost, LossDataSet)
 		r.setGauge(func(g *StreamStats) { g.LastID = r.books.LastID() })
 		if len(entries) == 0 {
 			continue
@@ -248,8 +248,8 @@ func (r *streamReader) check() error {
 		a.log.Error("redisstreams: "+what+"; entries this server had not read are lost, counted for Go servers only",
 			"stream", r.stream, "last_read", res.LastRead, "stream_last_id", info.LastID, "stream_entries", info.Length)
 	}
-	r.lose(res.LostDataSet, lostWithDataSet)
-	r.lose(res.LostTrimmed, lostTrimmed)
+	r.lose(res.LostDataSet, LossDataSet)
+	r.lose(res.LostTrimmed, LossTrimmed)
 	r.checkDue = false
 	if refused == nil {
 		r.setCheckError(nil)
@@ -278,12 +278,19 @@ func (r *streamReader) checkFailed(command string, err error) error {
 	return nil
 }
 
-// lose counts n lost entries and logs them (rate-limited).
-func (r *streamReader) lose(n int64, why string) {
+// lose counts n lost entries, tells the Observer, and logs them (rate-limited).
+func (r *streamReader) lose(n int64, cause LossCause) {
 	if n <= 0 {
 		return
 	}
 	r.a.stats.lost.Add(uint64(n))
+	if o, ok := r.a.opts.Observer.(LossObserver); ok {
+		o.EntriesLost(Loss{Stream: r.stream, Entries: n, Cause: cause})
+	}
+	why := lostTrimmed
+	if cause == LossDataSet {
+		why = lostWithDataSet
+	}
 	if ok, suppressed := r.lossLog.Allow(); ok {
 		r.a.log.Error("redisstreams: "+why, "stream", r.stream, "lost", n, "lost_total", r.a.stats.lost.Load(),
 			"last_read", r.books.LastID(), "reports_unlogged", suppressed)

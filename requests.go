@@ -146,7 +146,7 @@ func (n *nspAdapter) addRequest(id string, typ wire.MessageType, expected int, t
 		got := len(req.responders)
 		n.reqMu.Unlock()
 		n.parent.stats.timeouts.Add(1)
-		n.finish(id, fmt.Errorf("%w: only %d responses received out of %d", ErrTimeout, got, req.wait.count))
+		n.finish(id, &TimeoutError{Got: got, Want: req.wait.count})
 	})
 	now := req.wait.none() && n.finishLocked(id, nil) != nil
 	n.reqMu.Unlock()

@@ -41,9 +41,10 @@ type StreamStats struct {
 	CheckError string
 }
 
-// Observer receives measurements from the adapter's paths, for metrics (see the prometheus module). Set
-// Options.Observer. Its methods are called inline on hot paths: they must be fast, must not block, and must be safe
-// for concurrent use.
+// Observer receives measurements from the adapter's paths, for metrics (the redisstreamsprom and redisstreamsotel
+// modules implement it). Set Options.Observer. Its methods are called inline on hot paths: they must be fast, must
+// not block, and must be safe for concurrent use. An Observer that also implements OutageObserver, LossObserver
+// or DropObserver is told of those events too (see Callbacks for an Observer made of functions).
 type Observer interface {
 	// WriteBatch: one pipelined round trip of n writes (XADD/PUBLISH) took rtt; err is its first failure.
 	WriteBatch(n int, rtt time.Duration, err error)
