@@ -36,7 +36,7 @@ require (
 	github.com/quic-go/quic-go v0.62.0 // indirect
 	github.com/quic-go/webtransport-go v0.13.0 // indirect
 	github.com/redis/rueidis v1.0.79 // indirect
-	github.com/socketio-go/redisstreams/prometheus v0.0.0
+	github.com/socketio-go/redisstreams/redisstreamsprom v0.0.0
 	github.com/tinylib/msgp v1.6.5 // indirect
 	github.com/vmihailenco/msgpack/v5 v5.4.1 // indirect
 	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
@@ -56,4 +56,4 @@ require (
 
 replace github.com/socketio-go/redisstreams => ../
 
-replace github.com/socketio-go/redisstreams/prometheus => ../prometheus
+replace github.com/socketio-go/redisstreams/redisstreamsprom => ../redisstreamsprom

@@ -19,7 +19,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/socketio-go/redisstreams"
-	rsprom "github.com/socketio-go/redisstreams/prometheus"
+	"github.com/socketio-go/redisstreams/redisstreamsprom"
 )
 
 // chatCluster is the set of chat servers this process runs, and the embedded Redis if there is one.
@@ -161,7 +161,7 @@ func startNode(ctx context.Context, ln net.Listener, rc redis.UniversalClient, p
 		_ = rc.Close()
 		return nil, fmt.Errorf("server %s: cannot reach Redis: %w", label, redactErr(err, redisSecrets(rc)...))
 	}
-	metrics := rsprom.New(rsprom.Options{ConstLabels: prometheus.Labels{"server": label}})
+	metrics := redisstreamsprom.New(redisstreamsprom.Options{ConstLabels: prometheus.Labels{"server": label}})
 	a, err := redisstreams.New(ctx, goredisbackend.New(rc), redisstreams.Options{Logger: n.log, Observer: metrics})
 	if err != nil {
 		_ = rc.Close()

@@ -1,4 +1,4 @@
-package prometheus_test
+package redisstreamsprom_test
 
 import (
 	"errors"
@@ -28,7 +28,7 @@ import (
 	"github.com/socketio-go/redisstreams"
 	"github.com/socketio-go/redisstreams/internal/redistest"
 	"github.com/socketio-go/redisstreams/internal/siotest"
-	rsprom "github.com/socketio-go/redisstreams/prometheus"
+	"github.com/socketio-go/redisstreams/redisstreamsprom"
 )
 
 // The tests start their own Redis (some stop it); only go-redis's chatter is a package-wide concern.
@@ -43,7 +43,7 @@ type server struct {
 	name    string
 	io      *socket.Server
 	adapter *redisstreams.Adapter
-	metrics *rsprom.Metrics
+	metrics *redisstreamsprom.Metrics
 	url     string
 }
 
@@ -54,7 +54,7 @@ func startServers(t *testing.T, addr string, names ...string) []*server {
 	for _, name := range names {
 		rc := redis.NewClient(&redis.Options{Addr: addr})
 		t.Cleanup(func() { _ = rc.Close() })
-		m := rsprom.New(rsprom.Options{ConstLabels: prometheus.Labels{"server": name}})
+		m := redisstreamsprom.New(redisstreamsprom.Options{ConstLabels: prometheus.Labels{"server": name}})
 		a, err := redisstreams.New(t.Context(), goredisbackend.New(rc), redisstreams.Options{StreamName: prefix, ChannelPrefix: prefix,
 			RequestsTimeout: time.Second, Observer: m})
 		if err != nil {

@@ -1,4 +1,4 @@
-module github.com/socketio-go/redisstreams/prometheus
+module github.com/socketio-go/redisstreams/redisstreamsprom
 
 go 1.26.0
 

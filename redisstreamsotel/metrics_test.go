@@ -1,4 +1,4 @@
-package otel_test
+package redisstreamsotel_test
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 
 	"github.com/socketio-go/redisstreams"
 	"github.com/socketio-go/redisstreams/internal/redistest"
-	rsotel "github.com/socketio-go/redisstreams/otel"
+	"github.com/socketio-go/redisstreams/redisstreamsotel"
 )
 
 type server struct {
@@ -41,7 +41,7 @@ func TestCollect(t *testing.T) {
 
 	var servers []*server
 	for _, name := range []string{"a", "b"} {
-		m, err := rsotel.New(rsotel.Options{MeterProvider: provider, Attributes: []attribute.KeyValue{attribute.String("server", name)}})
+		m, err := redisstreamsotel.New(redisstreamsotel.Options{MeterProvider: provider, Attributes: []attribute.KeyValue{attribute.String("server", name)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,4 +245,44 @@ func snake(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// Options override the histograms' bucket boundaries, as the Prometheus module's do.
+func TestBucketOverrides(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = provider.Shutdown(context.Background()) })
+	want := map[string][]float64{
+		"redisstreams.write_batch.duration": {0.001, 0.01},
+		"redisstreams.write_batch.size":     {10, 100},
+		"redisstreams.request.duration":     {0.5, 5},
+		"redisstreams.delivery.delay":       {1, 2, 3},
+	}
+	m, err := redisstreamsotel.New(redisstreamsotel.Options{MeterProvider: provider,
+		WriteBuckets: want["redisstreams.write_batch.duration"], BatchSizeBuckets: want["redisstreams.write_batch.size"],
+		RequestBuckets: want["redisstreams.request.duration"], DelayBuckets: want["redisstreams.delivery.delay"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.WriteBatch(3, time.Millisecond, nil)
+	m.Request(redisstreams.RequestFetchSockets, time.Millisecond, nil)
+	m.Delivered("s", "/", time.Millisecond)
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]float64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, x := range sm.Metrics {
+			switch d := x.Data.(type) {
+			case metricdata.Histogram[float64]:
+				got[x.Name] = d.DataPoints[0].Bounds
+			case metricdata.Histogram[int64]:
+				got[x.Name] = d.DataPoints[0].Bounds
+			}
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("bounds %v, want %v", got, want)
+	}
 }

@@ -1,4 +1,4 @@
-module github.com/socketio-go/redisstreams/otel
+module github.com/socketio-go/redisstreams/redisstreamsotel
 
 go 1.26.0
 

@@ -1,17 +1,17 @@
-package prometheus_test
+package redisstreamsprom_test
 
 import (
 	"testing"
 	"time"
 
 	"github.com/socketio-go/redisstreams"
-	rsprom "github.com/socketio-go/redisstreams/prometheus"
+	"github.com/socketio-go/redisstreams/redisstreamsprom"
 )
 
 // The Observer's methods run inline on the adapter's paths: one call per write batch, per request, and per
 // broadcast read from a stream.
 func BenchmarkObserver(b *testing.B) {
-	m := rsprom.New(rsprom.Options{})
+	m := redisstreamsprom.New(redisstreamsprom.Options{})
 	b.Run("WriteBatch", func(b *testing.B) {
 		for b.Loop() {
 			m.WriteBatch(8, time.Millisecond, nil)

@@ -1,4 +1,4 @@
-package prometheus_test
+package redisstreamsprom_test
 
 import (
 	"context"
@@ -13,13 +13,13 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/socketio-go/redisstreams"
-	rsprom "github.com/socketio-go/redisstreams/prometheus"
+	"github.com/socketio-go/redisstreams/redisstreamsprom"
 )
 
 // The Metrics goes into the adapter's Options (it is the Observer), then its collector is registered once the
 // adapter exists. The "server" label tells apart several adapters registered in one registry.
 func Example() {
-	m := rsprom.New(rsprom.Options{ConstLabels: prometheus.Labels{"server": "chat-1"}})
+	m := redisstreamsprom.New(redisstreamsprom.Options{ConstLabels: prometheus.Labels{"server": "chat-1"}})
 	rc := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 	adapter, err := redisstreams.New(context.Background(), goredisbackend.New(rc), redisstreams.Options{Observer: m})
 	if err != nil {

@@ -3,7 +3,7 @@
 // A Metrics is created before the Adapter, because it is the Adapter's Options.Observer (the timings, recorded in
 // histograms), and observes the Adapter once it exists (its Stats, read at each collection):
 //
-//	m, err := rsotel.New(rsotel.Options{Attributes: []attribute.KeyValue{attribute.String("server", "eu-1")}})
+//	m, err := redisstreamsotel.New(redisstreamsotel.Options{Attributes: []attribute.KeyValue{attribute.String("server", "eu-1")}})
 //	adapter, err := redisstreams.New(ctx, goredisbackend.New(client), redisstreams.Options{Observer: m})
 //	reg, err := m.Observe(adapter)
 //	defer reg.Unregister()
@@ -14,7 +14,7 @@
 // redisstreams.pending_requests, redisstreams.reader.lag_entries and redisstreams.reader.lag (by stream),
 // redisstreams.servers (by namespace); histograms redisstreams.write_batch.duration, redisstreams.write_batch.size,
 // redisstreams.request.duration (by kind and result) and redisstreams.delivery.delay (by stream and namespace).
-package otel
+package redisstreamsotel
 
 import (
 	"context"
@@ -30,7 +30,7 @@ import (
 )
 
 // ScopeName is the instrumentation scope of the meter.
-const ScopeName = "github.com/socketio-go/redisstreams/otel"
+const ScopeName = "github.com/socketio-go/redisstreams/redisstreamsotel"
 
 // Histogram boundaries, in seconds (writes for the batch size).
 var (
@@ -55,6 +55,10 @@ type Options struct {
 	// NamespaceLabel maps a Socket.IO namespace to the value of the namespace attribute (to keep it bounded when
 	// namespaces are created dynamically). Default: the namespace itself.
 	NamespaceLabel func(nsp string) string
+
+	// Histogram bucket boundaries. Defaults: DefaultWriteBuckets, DefaultBatchSizeBuckets, DefaultRequestBuckets,
+	// DefaultDelayBuckets (a View of the MeterProvider can still override them).
+	WriteBuckets, BatchSizeBuckets, RequestBuckets, DelayBuckets []float64
 
 	// ServerCountTimeout bounds the Redis calls made at each collection for redisstreams.servers (one PUBSUB NUMSUB
 	// per namespace; none in streams-only mode). Default 1s. Negative: the gauge is not observed.
@@ -89,6 +93,18 @@ func New(opts Options) (*Metrics, error) {
 	if opts.ServerCountTimeout == 0 {
 		opts.ServerCountTimeout = DefaultServerCountTimeout
 	}
+	if opts.WriteBuckets == nil {
+		opts.WriteBuckets = DefaultWriteBuckets
+	}
+	if opts.BatchSizeBuckets == nil {
+		opts.BatchSizeBuckets = DefaultBatchSizeBuckets
+	}
+	if opts.RequestBuckets == nil {
+		opts.RequestBuckets = DefaultRequestBuckets
+	}
+	if opts.DelayBuckets == nil {
+		opts.DelayBuckets = DefaultDelayBuckets
+	}
 	m := &Metrics{
 		opts:     opts,
 		meter:    opts.MeterProvider.Meter(ScopeName),
@@ -99,16 +115,16 @@ func New(opts Options) (*Metrics, error) {
 	var errs [4]error
 	m.writeDuration, errs[0] = m.meter.Float64Histogram("redisstreams.write_batch.duration", metric.WithUnit("s"),
 		metric.WithDescription("Round trip of one pipelined batch of writes (XADD and PUBLISH) to Redis."),
-		metric.WithExplicitBucketBoundaries(DefaultWriteBuckets...))
+		metric.WithExplicitBucketBoundaries(opts.WriteBuckets...))
 	m.batchSize, errs[1] = m.meter.Int64Histogram("redisstreams.write_batch.size", metric.WithUnit("{write}"),
 		metric.WithDescription("Writes (XADD and PUBLISH) sent in one pipelined round trip."),
-		metric.WithExplicitBucketBoundaries(DefaultBatchSizeBuckets...))
+		metric.WithExplicitBucketBoundaries(opts.BatchSizeBuckets...))
 	m.requestDuration, errs[2] = m.meter.Float64Histogram("redisstreams.request.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time from sending a request to the other servers to its last response, or to its timeout, by kind and result (ok, timeout, error)."),
-		metric.WithExplicitBucketBoundaries(DefaultRequestBuckets...))
+		metric.WithExplicitBucketBoundaries(opts.RequestBuckets...))
 	m.deliveryDelay, errs[3] = m.meter.Float64Histogram("redisstreams.delivery.delay", metric.WithUnit("s"),
 		metric.WithDescription("Time from a broadcast's stream entry ID (its Redis timestamp) to its delivery to this server's clients."),
-		metric.WithExplicitBucketBoundaries(DefaultDelayBuckets...))
+		metric.WithExplicitBucketBoundaries(opts.DelayBuckets...))
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, err
 	}
@@ -179,10 +195,11 @@ var counters = []counter{
 	{"read_errors", "{error}", "Failed stream reads (XREAD), each retried with backoff.", func(s *redisstreams.Stats) uint64 { return s.ReadErrors }},
 	{"timeouts", "{request}", "Requests to the other servers that ended without every response.", func(s *redisstreams.Stats) uint64 { return s.Timeouts }},
 	{"session_errors", "{error}", "Connection state recovery reads and writes that failed.", func(s *redisstreams.Stats) uint64 { return s.SessionErrors }},
-	{"lost", "{entry}", "Stream entries trimmed or deleted before this server read them (their messages were lost).", func(s *redisstreams.Stats) uint64 { return s.Lost }},
+	{"lost", "{entry}", "Stream entries that vanished before this server read them: trimmed (MaxLen) or deleted while it was behind, or lost with Redis's data set (a restart without persistence, a failover to a replica that was behind). Their messages were lost.", func(s *redisstreams.Stats) uint64 { return s.Lost }},
 	{"dropped", "{write}", "Writes given up after the outage bound (their messages were lost).", func(s *redisstreams.Stats) uint64 { return s.Dropped }},
 	{"dropped_sent", "{write}", "Of the dropped writes, the stream writes sent once before: they may have reached Redis, and readers may count them lost too.", func(s *redisstreams.Stats) uint64 { return s.DroppedSent }},
 	{"duplicates", "{entry}", "Stream entries skipped because they repeat one already delivered (a retried write).", func(s *redisstreams.Stats) uint64 { return s.Duplicates }},
+	{"check_errors", "{check}", "Stream checks Redis refused (for example NOPERM): entries lost before this server read them may go uncounted meanwhile.", func(s *redisstreams.Stats) uint64 { return s.CheckErrors }},
 }
 
 // Observe registers the observable instruments of the adapter's Stats and server counts, read at each

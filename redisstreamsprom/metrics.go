@@ -3,7 +3,7 @@
 // A Metrics is created before the Adapter, because it is the Adapter's Options.Observer (the timings), and is
 // registered once the Adapter exists (the counters and gauges, read from Adapter.Stats at scrape time):
 //
-//	m := rsprom.New(rsprom.Options{ConstLabels: prometheus.Labels{"server": "eu-1"}})
+//	m := redisstreamsprom.New(redisstreamsprom.Options{ConstLabels: prometheus.Labels{"server": "eu-1"}})
 //	adapter, err := redisstreams.New(ctx, goredisbackend.New(client), redisstreams.Options{Observer: m})
 //	...
 //	prometheus.MustRegister(m.Collector(adapter))
@@ -13,7 +13,7 @@
 // Socket.IO namespace, see Options.NamespaceLabel), kind (a request kind), result; never a socket ID or a room.
 // Several adapters in one process (one per Socket.IO server) share a registry when each Metrics has its own
 // ConstLabels value (for example "server").
-package prometheus
+package redisstreamsprom
 
 import (
 	"context"
@@ -180,10 +180,11 @@ var counters = []counter{
 	{"read_errors_total", "Failed stream reads (XREAD), each retried with backoff.", func(s *redisstreams.Stats) uint64 { return s.ReadErrors }},
 	{"timeouts_total", "Requests to the other servers that ended without every response.", func(s *redisstreams.Stats) uint64 { return s.Timeouts }},
 	{"session_errors_total", "Connection state recovery reads and writes that failed.", func(s *redisstreams.Stats) uint64 { return s.SessionErrors }},
-	{"lost_total", "Stream entries trimmed or deleted before this server read them (their messages were lost).", func(s *redisstreams.Stats) uint64 { return s.Lost }},
+	{"lost_total", "Stream entries that vanished before this server read them: trimmed (MaxLen) or deleted while it was behind, or lost with Redis's data set (a restart without persistence, a failover to a replica that was behind). Their messages were lost.", func(s *redisstreams.Stats) uint64 { return s.Lost }},
 	{"dropped_total", "Writes given up after the outage bound (their messages were lost).", func(s *redisstreams.Stats) uint64 { return s.Dropped }},
 	{"dropped_sent_total", "Of the dropped writes, the stream writes sent once before: they may have reached Redis, and readers may count them lost too.", func(s *redisstreams.Stats) uint64 { return s.DroppedSent }},
 	{"duplicates_total", "Stream entries skipped because they repeat one already delivered (a retried write).", func(s *redisstreams.Stats) uint64 { return s.Duplicates }},
+	{"check_errors_total", "Stream checks Redis refused (for example NOPERM): entries lost before this server read them may go uncounted meanwhile.", func(s *redisstreams.Stats) uint64 { return s.CheckErrors }},
 }
 
 type descs struct {
