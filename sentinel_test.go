@@ -138,9 +138,15 @@ type countingHandler struct {
 	n     *atomic.Int64
 }
 
+// Enabled is true for every level: the records are counted whether or not the wrapped handler shows them.
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+
 func (h *countingHandler) Handle(ctx context.Context, r slog.Record) error {
 	if strings.Contains(r.Message, h.match) {
 		h.n.Add(1)
+	}
+	if !h.Handler.Enabled(ctx, r.Level) {
+		return nil
 	}
 	return h.Handler.Handle(ctx, r)
 }
