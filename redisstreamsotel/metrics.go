@@ -1,4 +1,4 @@
-// Package otel exports a redisstreams Adapter's counters, gauges and timings as OpenTelemetry metrics.
+// Package redisstreamsotel exports a redisstreams Adapter's counters, gauges and timings as OpenTelemetry metrics.
 //
 // A Metrics is created before the Adapter, because it is the Adapter's Options.Observer (the timings, recorded in
 // histograms), and observes the Adapter once it exists (its Stats, read at each collection):
@@ -8,7 +8,7 @@
 //	reg, err := m.Observe(adapter)
 //	defer reg.Unregister()
 //
-// The instruments are those of the prometheus module, named the OpenTelemetry way (an exporter to Prometheus
+// The instruments are those of the redisstreamsprom module, named the OpenTelemetry way (an exporter to Prometheus
 // gives them the same names): counters redisstreams.published, redisstreams.lost, ... (one per counter of
 // redisstreams.Stats); gauges redisstreams.queued_writes, redisstreams.queued_bytes, redisstreams.held_writes,
 // redisstreams.pending_requests, redisstreams.reader.lag_entries and redisstreams.reader.lag (by stream),

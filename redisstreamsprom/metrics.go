@@ -1,4 +1,4 @@
-// Package prometheus exports a redisstreams Adapter's counters, gauges and timings as Prometheus metrics.
+// Package redisstreamsprom exports a redisstreams Adapter's counters, gauges and timings as Prometheus metrics.
 //
 // A Metrics is created before the Adapter, because it is the Adapter's Options.Observer (the timings), and is
 // registered once the Adapter exists (the counters and gauges, read from Adapter.Stats at scrape time):

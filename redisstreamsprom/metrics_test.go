@@ -35,7 +35,11 @@ import (
 func TestMain(m *testing.M) {
 	flag.Parse()
 	redistest.QuietGoRedis()
-	os.Exit(m.Run())
+	code := m.Run()
+	if exampleSrv != nil {
+		_ = exampleSrv.Close()
+	}
+	os.Exit(code)
 }
 
 // server is one Socket.IO server with its adapter and metrics, on a real loopback port.
