@@ -158,34 +158,16 @@ func (l observers) Delivered(stream, nsp string, delay time.Duration) {
 	}
 }
 
-func (l observers) OutageBegan(x Outage) {
-	for _, o := range l {
-		if oo, ok := o.(OutageObserver); ok {
-			oo.OutageBegan(x)
-		}
-	}
-}
+func (l observers) OutageBegan(x Outage) { each(l, func(o OutageObserver) { o.OutageBegan(x) }) }
+func (l observers) OutageEnded(x Outage) { each(l, func(o OutageObserver) { o.OutageEnded(x) }) }
+func (l observers) EntriesLost(x Loss)   { each(l, func(o LossObserver) { o.EntriesLost(x) }) }
+func (l observers) WritesDropped(x Drop) { each(l, func(o DropObserver) { o.WritesDropped(x) }) }
 
-func (l observers) OutageEnded(x Outage) {
+// each calls f with each observer of l that implements T.
+func each[T any](l observers, f func(T)) {
 	for _, o := range l {
-		if oo, ok := o.(OutageObserver); ok {
-			oo.OutageEnded(x)
-		}
-	}
-}
-
-func (l observers) EntriesLost(x Loss) {
-	for _, o := range l {
-		if lo, ok := o.(LossObserver); ok {
-			lo.EntriesLost(x)
-		}
-	}
-}
-
-func (l observers) WritesDropped(x Drop) {
-	for _, o := range l {
-		if do, ok := o.(DropObserver); ok {
-			do.WritesDropped(x)
+		if x, ok := o.(T); ok {
+			f(x)
 		}
 	}
 }

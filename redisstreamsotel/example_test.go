@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +33,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: exampleRedis()}) // your Redis, e.g. "localhost:6379"
+	rdb := redis.NewClient(&redis.Options{Addr: exampleRedis.Addr()}) // your Redis, e.g. "localhost:6379"
 	defer rdb.Close()
 	adapter, err := redisstreams.New(ctx, goredisbackend.New(rdb), redisstreams.Options{Observer: m,
 		StreamName: "example-otel"})
@@ -80,26 +79,11 @@ func counter(rm metricdata.ResourceMetrics, name string) int64 {
 	return 0
 }
 
-var (
-	exampleOnce sync.Once
-	exampleSrv  *redistest.Server
-)
-
-// exampleRedis starts a redis-server for the examples (stopped by TestMain).
-func exampleRedis() string {
-	exampleOnce.Do(func() {
-		var err error
-		if exampleSrv, err = redistest.StartServer(redistest.ServerOptions{}); err != nil {
-			log.Fatal(err)
-		}
-	})
-	return exampleSrv.Addr()
-}
+// exampleRedis is a redis-server for the examples (stopped by TestMain).
+var exampleRedis redistest.Lazy
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if exampleSrv != nil {
-		_ = exampleSrv.Close()
-	}
+	exampleRedis.Close()
 	os.Exit(code)
 }

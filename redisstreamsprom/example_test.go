@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,7 +27,7 @@ import (
 func Example() {
 	ctx := context.Background()
 	m := redisstreamsprom.New(redisstreamsprom.Options{ConstLabels: prometheus.Labels{"server": "chat-1"}})
-	rdb := redis.NewClient(&redis.Options{Addr: exampleRedis()}) // your Redis, e.g. "localhost:6379"
+	rdb := redis.NewClient(&redis.Options{Addr: exampleRedis.Addr()}) // your Redis, e.g. "localhost:6379"
 	defer rdb.Close()
 	adapter, err := redisstreams.New(ctx, goredisbackend.New(rdb), redisstreams.Options{Observer: m,
 		StreamName: "example-metrics"})
@@ -78,18 +77,5 @@ func scrapeLine(url, metric string) string {
 	return ""
 }
 
-var (
-	exampleOnce sync.Once
-	exampleSrv  *redistest.Server
-)
-
-// exampleRedis starts a redis-server for the examples (stopped by TestMain).
-func exampleRedis() string {
-	exampleOnce.Do(func() {
-		var err error
-		if exampleSrv, err = redistest.StartServer(redistest.ServerOptions{}); err != nil {
-			log.Fatal(err)
-		}
-	})
-	return exampleSrv.Addr()
-}
+// exampleRedis is a redis-server for the examples (stopped by TestMain).
+var exampleRedis redistest.Lazy

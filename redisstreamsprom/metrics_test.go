@@ -36,9 +36,7 @@ func TestMain(m *testing.M) {
 	flag.Parse()
 	redistest.QuietGoRedis()
 	code := m.Run()
-	if exampleSrv != nil {
-		_ = exampleSrv.Close()
-	}
+	exampleRedis.Close()
 	os.Exit(code)
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"log"
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -76,3 +78,28 @@ func QuietGoRedis() {
 type quietLogger struct{}
 
 func (quietLogger) Printf(context.Context, string, ...any) {}
+
+// Lazy is a standalone redis-server started on first use, for runnable examples (which cannot skip): Addr starts
+// it (and ends the program if it cannot), Close stops it from TestMain.
+type Lazy struct {
+	once sync.Once
+	srv  *Server
+}
+
+// Addr returns the server's address, starting it the first time.
+func (l *Lazy) Addr() string {
+	l.once.Do(func() {
+		var err error
+		if l.srv, err = StartServer(ServerOptions{}); err != nil {
+			log.Fatal(err)
+		}
+	})
+	return l.srv.Addr()
+}
+
+// Close stops the server if it was started.
+func (l *Lazy) Close() {
+	if l.srv != nil {
+		_ = l.srv.Close()
+	}
+}
