@@ -205,7 +205,7 @@ func Example_connectionStateRecovery() {
 	opts := client.DefaultOptions()
 	opts.SetTransports(types.NewSet(client.WebSocket))
 	opts.SetReconnectionDelay(100)
-	opts.SetTimeout(5 * time.Second) // a connection attempt that gets no handshake is given up (and retried) after 5 s
+	opts.SetTimeout(20 * time.Second) // a connection attempt that gets no handshake is given up (and retried) after 20 s
 	opts.SetAutoConnect(false)
 	c, err := client.Connect(httpA.URL, opts)
 	if err != nil {

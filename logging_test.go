@@ -3,7 +3,6 @@ package redisstreams
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -38,13 +37,6 @@ func (l *goRedisLog) count(substr string) int {
 	return n
 }
 
-// stderrLog is go-redis's own default: lines to stderr.
-type stderrLog struct{}
-
-func (stderrLog) Printf(_ context.Context, format string, v ...any) {
-	fmt.Fprintf(os.Stderr, format+"\n", v...)
-}
-
 // New changes no process-wide state (issue 19 item 1): a go-redis logger the program set before still gets
 // go-redis's lines afterwards (here the dial failures of the adapter's own connections while Redis is down).
 // Routing them to a slog.Logger is the program's choice: redis.SetLogger(goredisbackend.Logger(l)).
@@ -53,7 +45,7 @@ func TestNewKeepsTheProgramsGoRedisLogger(t *testing.T) {
 	srv := redistest.StartServerT(t, redistest.ServerOptions{})
 	mine := &goRedisLog{}
 	redis.SetLogger(mine)
-	defer redis.SetLogger(stderrLog{})
+	defer redistest.QuietGoRedis() // the test binary's own choice again
 
 	rc := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1})
 	defer rc.Close()
