@@ -70,7 +70,7 @@ var aclModes = []aclMode{
 	{name: "rueidis-streamsonly-recovery", family: familyRueidis, recovery: true, opts: Options{StreamsOnly: true}, rules: aclRules(aclPing, aclRueidis, aclStreams, aclRecovery)},
 }
 
-// newAdapter builds an adapter whose client logs in as the mode's user, with the client options the README shows.
+// newAdapter builds an adapter whose client logs in as the mode's user, with the client options docs/operations.md shows.
 func (m aclMode) newAdapter(t *testing.T, addrs []string) *Adapter {
 	t.Helper()
 	opts := m.opts

@@ -43,7 +43,7 @@ func newServer(adapter *redisstreams.Adapter, opts *socket.ServerOptions) (io *s
 	}
 }
 
-// wait prints what arrives on ch, n times, or gives up after 10 seconds.
+// wait prints what arrives on ch, n times, or gives up after 20 seconds.
 func wait(ch <-chan string, n int) {
 	for range n {
 		select {

@@ -30,7 +30,7 @@ const faultRate = 1000
 
 func TestFaultRedisPaused(t *testing.T) {
 	// 15 s of SIGSTOP at 1,000 broadcasts/s: 15,000 writes held by the publisher, more than the default MaxLen of a
-	// stream, so MaxLen is raised as the README advises for outages this long.
+	// stream, so MaxLen is raised as docs/delivery.md advises for outages this long.
 	runFault(t, faultScenario{
 		publisher: familyGoRedis,
 		receivers: []string{familyGoRedis, familyRueidis, familyGoRedis},
@@ -261,7 +261,7 @@ func runFault(t *testing.T, sc faultScenario) {
 		unique, dups := c.counts(total)
 		// Exact: a broadcast the receiver did not get is one it counted lost, or one the publisher dropped before
 		// sending it. A write dropped after it was sent either reached the receiver, or left a gap in the
-		// publisher's numbering that the receiver counted lost (see README, Delivery).
+		// publisher's numbering that the receiver counted lost (see docs/delivery.md).
 		missing := total - int64(unique)
 		t.Logf("receiver %d (%s): received %d of %d, missing %d (%d dropped unsent, %d other), delivered twice %d; stats Lost %d Duplicates %d Invalid %d ReadErrors %d",
 			i, sc.receivers[i], unique, total, missing, unsent(ps), missing-unsent(ps), dups, s.Lost, s.Duplicates,
@@ -656,7 +656,7 @@ func TestFaultOverload(t *testing.T) {
 }
 
 // Close while Redis is stopped: the writes still held when Close's context ends are dropped, each counted in
-// Stats.Dropped (the README's promise), the one in flight at that moment included; none is counted as a failed
+// Stats.Dropped (docs/delivery.md's promise), the one in flight at that moment included; none is counted as a failed
 // write, and none is left unaccounted for.
 func TestFaultCloseDuringOutage(t *testing.T) {
 	for _, family := range []string{familyGoRedis, familyRueidis} {

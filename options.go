@@ -126,12 +126,14 @@ type Options struct {
 	ReceiveWorkers int
 
 	// Logger receives the adapter's logs. Default: discard. Repeating lines (bad entries, failed writes) are
-	// rate-limited; an outage logs when it begins and when it ends, with counts. New (go-redis) also routes the
-	// go-redis client's own log lines here: go-redis has one logger per process, so the first Adapter created with
-	// a Logger keeps it (see New).
+	// rate-limited; an outage logs when it begins and when it ends, with counts. The go-redis client's own log
+	// lines go to go-redis's process-wide logger, which the adapter leaves alone; a program that wants them here
+	// installs goredisbackend.Logger itself (redis.SetLogger(goredisbackend.Logger(logger))).
 	Logger *slog.Logger
 
-	// Observer receives timings for metrics (write batches, requests, delivery delay). Default: none.
+	// Observer receives timings for metrics (write batches, requests, delivery delay) and, when it implements
+	// OutageObserver, LossObserver or DropObserver, those events as they happen. Default: none. The
+	// redisstreamsprom and redisstreamsotel modules provide one; Callbacks makes one from functions.
 	Observer Observer
 }
 

@@ -346,7 +346,7 @@ func TestDataSetLostUnnoticedByReadsIsCounted(t *testing.T) {
 			before := nodes[1].adapter.Stats()
 			// Entries 3 and 4 vanish with the data set; 5 is the first of the new one. Its ID is in a later
 			// millisecond than entry 2's, as in any real data set loss (a restart or a failover takes longer than
-			// that): a new stream made within the same millisecond would reuse entry 2's ID (see README, Delivery).
+			// that): a new stream made within the same millisecond would reuse entry 2's ID (see docs/delivery.md).
 			ms, _, _ := strings.Cut(last, "-")
 			next, err := strconv.ParseInt(ms, 10, 64)
 			if err != nil {

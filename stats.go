@@ -16,9 +16,9 @@ type Stats struct {
 	ReadErrors    uint64 // failed XREAD calls (each retried with backoff)
 	Timeouts      uint64 // requests that ended without every response
 	SessionErrors uint64 // connection state recovery reads and writes that failed
-	Lost          uint64 // stream entries trimmed, deleted or lost with Redis's data before this server read them (see README, Delivery)
+	Lost          uint64 // stream entries trimmed, deleted or lost with Redis's data before this server read them (see docs/delivery.md)
 	Dropped       uint64 // writes given up after the outage bound (never retried again); each one counted
-	DroppedSent   uint64 // of Dropped, the stream writes sent at least once before: they may have reached Redis (see README, Delivery)
+	DroppedSent   uint64 // of Dropped, the stream writes sent at least once before: they may have reached Redis (see docs/delivery.md)
 	Duplicates    uint64 // stream entries skipped because they repeat one already delivered (a retried write)
 	CheckErrors   uint64 // stream checks Redis refused (e.g. NOPERM): loss counting is partly off meanwhile (see StreamStats.CheckError)
 

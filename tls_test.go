@@ -53,7 +53,7 @@ func TestTLS(t *testing.T) {
 		rc := redis.NewClient(opt)
 		defer rc.Close()
 		// A certificate the client does not trust is a misconfiguration that will not pass: New reports it
-		// (docs/operations.md, section 8), instead of holding writes as for a Redis that is down.
+		// (docs/operations.md, section 7), instead of holding writes as for a Redis that is down.
 		_, err = New(t.Context(), goredisbackend.New(rc), Options{Logger: testLogger(t)})
 		if err == nil || !strings.Contains(err.Error(), "certificate") {
 			t.Fatalf("New with an untrusted certificate: %v", err)

@@ -345,7 +345,7 @@ func (h *harness) system(ctx context.Context, sys string, rep int) (out sysResul
 		out.Error = err.Error()
 		return out
 	}
-	if sys != "zishang" { // its fetchSockets and serverSideEmit do not work across servers (see the README)
+	if sys != "zishang" { // its fetchSockets and serverSideEmit do not work across servers (see bench/README.md)
 		for _, kind := range []string{"fetch", "sse"} {
 			r, err := h.requests(ctx, cl, kind)
 			if err != nil {

@@ -1,7 +1,6 @@
 // Command bench runs the side-by-side end-to-end benchmark of this library (go-redis and rueidis) against the Node
 // streams adapter (socket.io 4.8 + @socket.io/redis-streams-adapter 0.3.1) and zishang520's adapters/redis streams
-// adapter: one Redis, three server processes per system, raw Engine.IO WebSocket receivers. See the README's
-// Performance section.
+// adapter: one Redis, three server processes per system, raw Engine.IO WebSocket receivers. See bench/README.md.
 //
 //	go run ./bench                     # full run (2 reps, under 10 minutes)
 //	go run ./bench -quick              # smoke run (1 rep, short steps, under a minute)

@@ -2,6 +2,16 @@
 // (or the Node package @socket.io/redis-streams-adapter), from a process that is not a Socket.IO server: a worker,
 // a cron job, the HTTP handler of another service.
 //
+// Create one with [New] from a Backend (goredisbackend for go-redis, rueidisbackend for rueidis; either family
+// reaches servers of both), with the servers' naming options:
+//
+//	io, err := emitter.New(goredisbackend.New(rdb), emitter.Options{})
+//	if err != nil {
+//		return err
+//	}
+//	id, err := io.Of("/chat").To("room-1").Emit("news", "hello") // id: the stream entry, the recovery offset
+//	n, err := io.ServerCount()                                   // servers hosting "/"
+//
 // It writes exactly the stream entries that the Node package @socket.io/redis-streams-emitter 0.1.1 writes (uid
 // "emitter", fields uid, nsp, type, data, the same JSON or MessagePack data), with one difference: Options.StreamCount
 // is honoured, with the adapter's namespace hash (negative indexes included), so that the entries reach the stream

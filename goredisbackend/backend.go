@@ -2,10 +2,16 @@
 // redisstreams.New (the adapter) or emitter.New. Only programs that import this package link go-redis; the
 // rueidisbackend package does the same for rueidis.
 //
+//	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
+//	adapter, err := redisstreams.New(ctx, goredisbackend.New(rdb), redisstreams.Options{})
+//
 // The client may be a *redis.Client (standalone, or Sentinel through redis.NewFailoverClient) or a
 // *redis.ClusterClient. It remains the caller's: nothing closes it, and the adapter opens connections of its own
 // for blocking reads. Create it with ContextTimeoutEnabled: true, so that a Redis that stops answering is noticed
 // after the adapter's RequestsTimeout, not after go-redis's read timeout and retries.
+//
+// go-redis logs through one process-wide logger, which nothing in this module changes. [Logger] returns one that
+// writes to a *slog.Logger, for a program that installs it with redis.SetLogger.
 package goredisbackend
 
 import (

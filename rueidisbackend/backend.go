@@ -2,6 +2,12 @@
 // redisstreams.New (the adapter) or emitter.New. Only programs that import this package link rueidis; the
 // goredisbackend package does the same for go-redis.
 //
+//	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{"127.0.0.1:6379"}})
+//	if err != nil {
+//		return err
+//	}
+//	adapter, err := redisstreams.New(ctx, rueidisbackend.New(rc), redisstreams.Options{})
+//
 // The client may be standalone, Sentinel or Redis Cluster, as rueidis.NewClient returns it. Writes go out through
 // rueidis' pipelining (one round trip per node); stream reads are blocking commands, sent on connections of its
 // blocking pool; PUB/SUB uses dedicated connections that reconnect and resubscribe on their own. Client-side

@@ -11,21 +11,23 @@ import (
 	"os/signal"
 	"time"
 
-	"github.com/socketio-go/redisstreams/goredisbackend"
-
 	"github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/socketio-go/redisstreams"
+	"github.com/socketio-go/redisstreams/goredisbackend"
 )
 
 func main() {
-	// ContextTimeoutEnabled: a Redis that stops answering is noticed within RequestsTimeout (see Delivery).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+
+	// ContextTimeoutEnabled: a Redis that stops answering is noticed within RequestsTimeout (docs/delivery.md).
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true}) // or NewClusterClient
 	defer rdb.Close()
-	adapter, err := redisstreams.New(context.Background(), goredisbackend.New(rdb), redisstreams.Options{Logger: slog.Default()})
+	adapter, err := redisstreams.New(ctx, goredisbackend.New(rdb), redisstreams.Options{Logger: slog.Default()})
 	if err != nil {
-		log.Fatal(err)
+		log.Fatal(err) // Redis refused the adapter (credentials, ACL, TLS); an unreachable Redis is not an error
 	}
 
 	opts := socket.DefaultServerOptions()
@@ -47,9 +49,6 @@ func main() {
 			log.Fatal(err)
 		}
 	}()
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
 	<-ctx.Done()
 
 	// On shutdown: close the server first, then the adapter. The adapter never closes rdb.
