@@ -48,8 +48,6 @@ func contextTimeouts(client redis.UniversalClient) bool {
 		return c.Options().ContextTimeoutEnabled
 	case *redis.ClusterClient:
 		return c.Options().ContextTimeoutEnabled
-	case *redis.Ring:
-		return c.Options().ContextTimeoutEnabled
 	}
-	return true // unknown implementation: nothing to advise
+	return true // a client Open refuses: nothing to advise
 }
