@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
@@ -50,7 +51,13 @@ type Adapter struct {
 	readerMu    sync.Mutex
 	readerConns map[string]rdb.Reader
 
-	stop chan struct{} // closed by Close: ends the heartbeat loop (StreamsOnly)
+	stop chan struct{} // closed by Close: ends the heartbeat loop (StreamsOnly) and the session writer
+
+	sessions   *sessionStore // connection state recovery sessions of connected sockets (SessionsLive)
+	pidMissing struct {      // sockets' private session ids cannot be read (see socketPid)
+		once sync.Once
+		seen atomic.Bool
+	}
 
 	beforeDispatch func()              // tests only: runs before each batch of stream entries is delivered
 	onNewDataSet   func(stream string) // tests only: a reader found that Redis lost the stream's data set
@@ -117,6 +124,8 @@ func newAdapter(client rdb.Client, opts Options) *Adapter {
 		maxOutage: opts.MaxOutage, maxHeld: opts.MaxHeldBytes, log: opts.Logger}, a.onWrite)
 	a.pub.observer = opts.Observer // read by the publisher's goroutine only after the first write was queued
 	a.stop = make(chan struct{})
+	a.sessions = newSessionStore(a)
+	a.goSafe(func() { a.sessions.run(a.stop) })
 	if opts.StreamsOnly {
 		a.sub = noSubscriber{} // no PUB/SUB command, ever
 		a.goSafe(a.heartbeatLoop)

@@ -58,11 +58,12 @@ func offsetOf(t testing.TB, args []any) string {
 }
 
 // drop cuts a client's connection the way a network failure would, and returns its private session id once the
-// server has persisted the session.
+// server has noticed (and persisted the session).
 func drop(t *testing.T, cfg config, n *node, c *testClient) string {
 	t.Helper()
 	sid := c.server.Id()
 	c.Io().Engine().Close()
+	waitFor(t, "the server to notice the drop", func() bool { return !c.server.Connected() })
 	rc := cfg.newClient(t)
 	prefix := n.adapter.opts.SessionKeyPrefix
 	var pid string
