@@ -24,7 +24,7 @@ import (
 // again as TestHelperServerProcess, one Socket.IO server with its adapter per process, driven over stdin and
 // stdout by lines. The Redis address goes in helperAddrEnv, which also keeps TestMain from starting Redis.
 const (
-	helperRoleEnv    = "REDISSTREAMS_HELPER_ROLE"   // "publisher" or "receiver"
+	helperRoleEnv    = "REDISSTREAMS_HELPER_ROLE"   // "publisher", "receiver", or "recovery" (recoveryServerMain)
 	helperFamilyEnv  = "REDISSTREAMS_HELPER_FAMILY" // familyGoRedis or familyRueidis
 	helperMaxLenEnv  = "REDISSTREAMS_HELPER_MAXLEN" // Options.MaxLen
 	helperReadEnv    = "REDISSTREAMS_HELPER_READ"   // Options.ReadCount
@@ -45,6 +45,10 @@ func TestHelperServerProcess(t *testing.T) {
 	addr, role := os.Getenv(helperAddrEnv), os.Getenv(helperRoleEnv)
 	if addr == "" || role == "" {
 		t.Skip("server process of the multi-process fault tests")
+	}
+	if role == "recovery" {
+		recoveryServerMain(t, addr)
+		return
 	}
 	atoi := func(env string) int64 {
 		n, err := strconv.ParseInt(os.Getenv(env), 10, 64)
@@ -147,6 +151,19 @@ type serverProcess struct {
 	mu     sync.Mutex
 	stderr bytes.Buffer
 	other  []string // stdout lines outside the protocol (the test framework's)
+	killed bool     // by kill: its exit is no failure
+}
+
+// kill sends SIGKILL to the process and waits until it has exited: a crash, with nothing closed or flushed.
+func (p *serverProcess) kill(t *testing.T) {
+	t.Helper()
+	p.mu.Lock()
+	p.killed = true
+	p.mu.Unlock()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatalf("%s: kill: %v", p.name, err)
+	}
+	<-p.exited
 }
 
 // startServerProcess starts a server process and waits until it is ready. Cleanup makes it close (and fails the
@@ -193,8 +210,11 @@ func startServerProcess(t *testing.T, name string, env ...string) *serverProcess
 			<-p.exited
 			t.Errorf("%s did not exit after closing; killed", p.name)
 		}
-		if waitErr != nil || t.Failed() || testing.Verbose() {
-			if waitErr != nil {
+		p.mu.Lock()
+		killed := p.killed
+		p.mu.Unlock()
+		if waitErr != nil && !killed || t.Failed() || testing.Verbose() {
+			if waitErr != nil && !killed {
 				t.Errorf("%s exited: %v", p.name, waitErr)
 			}
 			t.Logf("%s: stdout %q; stderr:\n%s", p.name, p.otherLines(), p.stderrTail(4000))
