@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
@@ -76,6 +77,8 @@ type finalWrite struct {
 type sessionStore struct {
 	a    *Adapter
 	wake chan struct{} // capacity 1
+
+	beforeBatch atomic.Pointer[chan struct{}] // tests only: each batch waits until it is closed
 
 	mu       sync.Mutex
 	sessions map[liveKey]*liveSession
@@ -273,6 +276,14 @@ func (st *sessionStore) run(stop <-chan struct{}) {
 			}
 		}
 		for {
+			if h := st.beforeBatch.Load(); h != nil {
+				select {
+				case <-*h:
+				case <-stop:
+					st.stop()
+					return
+				}
+			}
 			lives, finals := st.takeBatch()
 			if len(lives)+len(finals) == 0 {
 				break

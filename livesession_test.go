@@ -1,0 +1,348 @@
+package redisstreams
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/socketio-go/redisstreams/internal/redistest"
+	"github.com/socketio-go/redisstreams/internal/siotest"
+	"github.com/socketio-go/redisstreams/internal/wire"
+)
+
+// A client whose network path died comes back, on a new connection, before its server noticed (Node #26: Node
+// has no session to restore then). On the same server, the old socket is closed first and the new one keeps its
+// rooms; on another server, the old server finds out at its next session write and closes its socket. Either way
+// the client gets what it missed once.
+func TestRecoveryBeforeServerNoticed(t *testing.T) {
+	for _, cfg := range configsNamed("standalone", "cluster", "rueidis-standalone", "standalone-streamsonly") {
+		t.Run(cfg.name, func(t *testing.T) {
+			for _, other := range []bool{false, true} {
+				name := "same_server"
+				if other {
+					name = "other_server"
+				}
+				t.Run(name, func(t *testing.T) { testBeforeServerNoticed(t, cfg, other) })
+			}
+		})
+	}
+}
+
+func testBeforeServerNoticed(t *testing.T, cfg config, other bool) {
+	cs := newCrashSetup(t, cfg, 2, recoveryProcess{Refresh: 300 * time.Millisecond})
+	a, b := cs.nodes[0], cs.nodes[1]
+	proxy, url := newBlackhole(t, a.url)
+	x := dialTestClient(t, url, clientOpts{query: map[string]string{"rooms": "r1"}}, "ev")
+	old, err := siotest.ServerSocket(a.conn, x.Id(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := cs.livePid(t, x.Id(), func(s wire.Session) bool { return sameRooms(s.Rooms, x.Id(), "r1") })
+	b.io.Emit("ev", 1)
+	offset := expectNumbers(t, x, "0-0", 1)
+	proxy.cut()
+	b.io.Emit("ev", 2) // lost in the network
+	to := a
+	if other {
+		to = b
+	}
+	x2 := reconnect(t, to, pid, offset, "ev")
+	if !x2.server.Recovered() || x2.server.Id() != old.Id() {
+		t.Fatalf("recovered=%v id %s, want %s", x2.server.Recovered(), x2.server.Id(), old.Id())
+	}
+	if !other && old.Connected() {
+		t.Fatal("the old socket is still connected on the server that restored its session")
+	}
+	// The old socket leaves its server (at once, or at that server's next write).
+	waitFor(t, "the old socket to be closed", func() bool { return !old.Connected() })
+	if s := a.adapter.Stats(); s.Superseded != 1 {
+		t.Fatalf("Superseded %d on the old server, want 1", s.Superseded)
+	}
+	last := expectNumbers(t, x2, offset, 2)
+	a.io.To("r1").Emit("ev", 3)
+	b.io.Emit("ev", 4)
+	last = expectNumbers(t, x2, last, 3, 4)
+	// The session is the new socket's: its next restore brings the room back.
+	cs.livePid(t, x.Id(), func(s wire.Session) bool { return sameRooms(s.Rooms, x.Id(), "r1") })
+	x3pid := drop(t, cs.cfg, to, x2)
+	x3 := reconnect(t, a, x3pid, last, "ev")
+	if !x3.server.Recovered() || !rooms(x3.server)["r1"] {
+		t.Fatalf("third connection: recovered=%v rooms %s", x3.server.Recovered(), fmtRooms(x3.server))
+	}
+}
+
+// The old server's last write races the restore elsewhere: the client came back on B before A noticed it had
+// gone, joined a room and changed its data there, and dropped again (B stored the session); then A notices, late,
+// and stores its own, older view. That write is refused: the next restore gets B's rooms and data. After the
+// session ended for good on B, A's late write cannot bring it back either.
+func TestRecoveryStaleWriteRefused(t *testing.T) {
+	for _, cfg := range configsNamed("standalone", "cluster", "rueidis-cluster") {
+		t.Run(cfg.name, func(t *testing.T) {
+			// A's refresh is too rare to find out first: its stale write is the disconnection's.
+			cs := newCrashSetup(t, cfg, 2, recoveryProcess{Refresh: time.Minute})
+			a, b := cs.nodes[0], cs.nodes[1]
+			t.Run("dropped_again", func(t *testing.T) {
+				proxy, url := newBlackhole(t, a.url)
+				x := dialTestClient(t, url, clientOpts{query: map[string]string{"rooms": "r1", "data": "fromA"}}, "ev")
+				old, err := siotest.ServerSocket(a.conn, x.Id(), 10*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pid := cs.livePid(t, x.Id(), nil)
+				b.io.Emit("ev", 1)
+				offset := expectNumbers(t, x, "0-0", 1)
+				proxy.cut()
+				x2 := reconnect(t, b, pid, offset, "ev")
+				if !x2.server.Recovered() {
+					t.Fatal("not recovered")
+				}
+				x2.server.SetData(map[string]any{"v": "fromB"})
+				x2.server.Join("rB")
+				cs.livePid(t, x.Id(), func(s wire.Session) bool { return slices.Contains(s.Rooms, "rB") })
+				b.io.Emit("ev", 2)
+				offset = expectNumbers(t, x2, offset, 2)
+				drop(t, cs.cfg, b, x2)
+				// A notices now: a recoverable close, which writes A's view.
+				old.Conn().Close(true)
+				waitFor(t, "A to close its socket", func() bool { return !old.Connected() })
+				stored, ok := cs.stored(t, cs.key(pid))
+				if d, _ := stored.Data.(map[string]any); !ok || d["v"] != "fromB" || !slices.Contains(stored.Rooms, "rB") {
+					t.Fatalf("stored after A's late write: %+v (%v), want B's", stored, ok)
+				}
+				x3 := reconnect(t, a, pid, offset, "ev")
+				if d, _ := x3.server.Data().(map[string]any); !x3.server.Recovered() || d["v"] != "fromB" || !rooms(x3.server)["rB"] {
+					t.Fatalf("restored: recovered=%v data %v rooms %s", x3.server.Recovered(), x3.server.Data(), fmtRooms(x3.server))
+				}
+			})
+			t.Run("ended", func(t *testing.T) {
+				proxy, url := newBlackhole(t, a.url)
+				x := dialCSRT(t, url, nil, "")
+				old := waitSocket(t, a, x.sid)
+				pid := cs.livePid(t, x.sid, nil)
+				b.io.Emit("ev", 1)
+				x.waitNumbers(t, "ev", 1)
+				proxy.cut()
+				x2 := dialCSRT(t, b.url, x.state(), "")
+				if x2.sid != x.sid {
+					t.Fatal("not recovered")
+				}
+				// It leaves for good on B (a server-side disconnection the raw client does not answer by closing).
+				waitSocket(t, b, x2.sid).Disconnect(false)
+				waitFor(t, "B's marker", func() bool { _, ok := cs.stored(t, cs.key(pid)); return !ok })
+				old.Conn().Close(true)
+				waitFor(t, "A to close its socket", func() bool { return !old.Connected() })
+				if _, ok := cs.stored(t, cs.key(pid)); ok {
+					t.Fatal("A's late write brought back a session that ended")
+				}
+				if ttl := cs.rc.PTTL(t.Context(), cs.key(pid)).Val(); ttl <= 0 || ttl > a.nsp(t, "/").liveTTL() {
+					t.Fatalf("marker TTL %v", ttl)
+				}
+				x3 := dialCSRT(t, a.url, x2.state(), "")
+				if x3.sid == x.sid {
+					t.Fatal("a session that ended was restored")
+				}
+			})
+		})
+	}
+}
+
+// waitSocket returns the server-side socket with this id, once n has it.
+func waitSocket(t *testing.T, n *node, sid string) *socket.Socket {
+	t.Helper()
+	var s *socket.Socket
+	waitFor(t, "socket "+sid, func() bool {
+		var ok bool
+		s, ok = n.io.Of("/", nil).Sockets().Load(socket.SocketId(sid))
+		return ok
+	})
+	return s
+}
+
+// Two restores of one session at the same time, on two servers: one gets it, the other a fresh session.
+func TestRecoveryConcurrentRestores(t *testing.T) {
+	cs := newCrashSetup(t, configs[0], 2, recoveryProcess{})
+	a, b := cs.nodes[0], cs.nodes[1]
+	for round := range 10 {
+		x := dialCSRT(t, a.url, nil, "")
+		a.io.To(socket.Room(x.sid)).Emit("ev", round)
+		x.waitNumbers(t, "ev", 1)
+		cs.livePid(t, x.sid, nil)
+		x.cut()
+		auth := x.state()
+		var wg sync.WaitGroup
+		var got [2]*csrClient
+		for i, n := range []*node{a, b} {
+			wg.Go(func() {
+				c, err := dialCSR(n.url, auth, "")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				t.Cleanup(c.cut)
+				got[i] = c
+			})
+		}
+		wg.Wait()
+		if got[0] == nil || got[1] == nil {
+			t.FailNow()
+		}
+		if recovered := (got[0].sid == x.sid) != (got[1].sid == x.sid); !recovered {
+			t.Fatalf("round %d: %s and %s for the session of %s: want exactly one recovery; stats %+v %+v", round, got[0].sid, got[1].sid, x.sid, a.adapter.Stats(), b.adapter.Stats())
+		}
+	}
+}
+
+// A reconnection before the client received any event with an offset cannot be recovered: socket.io-client then
+// sends its pid without an offset, the Go client an empty one, and the server (servers/socket, as Node's) asks the
+// adapter to restore only with both. A first event emitted to every socket at connection gives the client an
+// offset at once: then it recovers, after a kill too.
+func TestRecoveryWithoutOffset(t *testing.T) {
+	cs := newCrashSetup(t, configs[0], 1, recoveryProcess{Refresh: 300 * time.Millisecond})
+	d := cs.nodes[0]
+	for _, killed := range []bool{false, true} {
+		name := "dropped"
+		if killed {
+			name = "killed"
+		}
+		t.Run(name, func(t *testing.T) {
+			url, end := d.url, func() {}
+			if killed {
+				a := cs.start(t, "A")
+				url, end = a.url, func() { a.kill(t) }
+			}
+			x := dialCSRT(t, url, nil, "")
+			y := dialCSRT(t, url, nil, "welcome=1")
+			y.waitNumbers(t, "welcome", 1)
+			cs.livePid(t, x.sid, nil)
+			cs.livePid(t, y.sid, nil)
+			x.cut()
+			y.cut()
+			end()
+			d.io.Emit("ev", 1)
+			before := d.adapter.Stats()
+			for i, auth := range []map[string]any{x.state(), {"pid": x.pid, "offset": ""}} {
+				if _, has := auth["offset"]; has != (i == 1) {
+					t.Fatalf("auth %v", auth)
+				}
+				x2 := dialCSRT(t, d.url, auth, "")
+				if x2.sid == x.sid {
+					t.Fatalf("recovered without an offset (%v)", auth)
+				}
+				x2.cut()
+			}
+			if after := d.adapter.Stats(); after.Restored+after.RestoreNoOffset+after.RestoreNoSession !=
+				before.Restored+before.RestoreNoOffset+before.RestoreNoSession {
+				t.Fatalf("the server asked for a restore without an offset: %+v", after)
+			}
+			y2 := dialCSRT(t, d.url, y.state(), "")
+			if y2.sid != y.sid {
+				t.Fatal("not recovered with the offset of the welcome event")
+			}
+			if got := y2.waitNumbers(t, "ev", 1); got[0] != 1 {
+				t.Fatalf("missed %v", got)
+			}
+		})
+	}
+}
+
+// What the sessions cost Redis, counted with INFO commandstats on a Redis of its own: one script call when a socket
+// connects (with the rooms and data its connection handler gave it), one for a burst of room changes however many,
+// one when it leaves for good; none with SessionsOnDisconnect (its only write is at a drop). The session writer is
+// held while each step happens, so that what is coalesced does not depend on timing.
+func TestSessionWriteCost(t *testing.T) {
+	requireRedis(t)
+	for _, mode := range []SessionMode{SessionsLive, SessionsOnDisconnect} {
+		t.Run(mode.String(), func(t *testing.T) {
+			srv := redistest.StartServerT(t, redistest.ServerOptions{})
+			a, _, err := config{}.newAdapterOn(t, []string{srv.Addr()}, Options{Sessions: mode, StreamName: "cost",
+				ChannelPrefix: "cost", RequestsTimeout: 2 * time.Second, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := startClusterWithAdapters(t, []*Adapter{a}, clusterOpts{recovery: true})[0]
+			_ = n.io.Of("/", nil).On("connection", recoveryConnection)
+			live := mode == SessionsLive
+			calls := func() map[string]int64 { return commandCalls(t, srv.Addr()) }
+			writes := func(since map[string]int64) int64 {
+				now := calls()
+				return now["evalsha"] + now["eval"] - since["evalsha"] - since["eval"]
+			}
+			// step holds the writer while f runs, and waits until it has written what f asked for.
+			step := func(what string, f func()) map[string]int64 {
+				hold := make(chan struct{})
+				a.sessions.beforeBatch.Store(&hold)
+				before := calls()
+				f()
+				close(hold)
+				if live {
+					waitFor(t, what+"'s session write", func() bool { return writes(before) >= 1 })
+				}
+				d := map[string]int64{}
+				for k, v := range calls() {
+					if v != before[k] && k != "hello" && k != "info" { // commandCalls' own connection
+						d[k] = v - before[k]
+					}
+				}
+				return d
+			}
+			// The scripts get cached, the connections opened.
+			step("warm-up", func() { dialCSRT(t, n.url, nil, "rooms=w1,w2") })
+
+			var s *socket.Socket
+			connect := step("connect", func() {
+				c := dialCSRT(t, n.url, nil, "rooms=r1,r2,r3&data=d")
+				s = waitSocket(t, n, c.sid)
+				waitFor(t, "the connection handler", func() bool { return len(rooms(s)) == 4 })
+			})
+			burst := step("burst", func() {
+				for i := range 20 {
+					s.Join(socket.Room(fmt.Sprint("burst", i)))
+				}
+				s.Leave("r1")
+			})
+			leave := step("leave", func() { s.Disconnect(false) })
+			t.Logf("%s: Redis commands (INFO commandstats, commands run by scripts included) per connect %v, per burst of 21 room changes %v, per socket leaving %v",
+				mode, connect, burst, leave)
+			want := int64(0)
+			if live {
+				want = 1
+			}
+			for what, d := range map[string]map[string]int64{"connect": connect, "burst": burst, "leave": leave} {
+				// Script calls are the session writes; SET also counts the readers' epoch checks.
+				if got := d["evalsha"] + d["eval"] + d["getdel"]; got != want {
+					t.Errorf("%s: %d session writes (%v), want %d", what, got, d, want)
+				}
+			}
+		})
+	}
+}
+
+// commandCalls returns INFO commandstats of the Redis at addr: calls per command (lower case, subcommands as
+// "cmd|sub").
+func commandCalls(t testing.TB, addr string) map[string]int64 {
+	t.Helper()
+	rc := redis.NewClient(&redis.Options{Addr: addr})
+	defer rc.Close()
+	info, err := rc.Info(t.Context(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for line := range strings.Lines(info) {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok {
+			continue
+		}
+		n, _, _ := strings.Cut(rest, ",")
+		v, _ := strconv.ParseInt(n, 10, 64)
+		out[strings.TrimPrefix(name, "cmdstat_")] = v
+	}
+	return out
+}
