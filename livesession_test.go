@@ -346,3 +346,101 @@ func commandCalls(t testing.TB, addr string) map[string]int64 {
 	}
 	return out
 }
+
+// No session key outlives its use: sockets that leave for good take theirs (a DEL, or for a restored socket a
+// marker that expires), sessions of drops and of a killed server expire, every key has a TTL no longer than a live
+// session's, and at the end nothing is left.
+func TestSessionKeysNotLeftBehind(t *testing.T) {
+	for _, cfg := range configsNamed("standalone", "cluster") {
+		t.Run(cfg.name, func(t *testing.T) {
+			cs := newCrashSetup(t, cfg, 2, recoveryProcess{Window: time.Second, Refresh: 200 * time.Millisecond})
+			a, b := cs.nodes[0], cs.nodes[1]
+			prefix := cs.rp.Prefix + ":session:"
+			maxTTL := a.nsp(t, "/").liveTTL()
+			checkTTLs := func() {
+				for _, k := range sessionKeys(t, cs.rc, prefix) {
+					if ttl := cs.rc.PTTL(t.Context(), k).Val(); ttl > maxTTL || ttl == -1 {
+						t.Fatalf("key %s: TTL %v (max %v)", k, ttl, maxTTL)
+					}
+				}
+			}
+			p := cs.start(t, "A")
+			var leave, dropped, killed []*csrClient
+			for i := range 6 {
+				leave = append(leave, dialCSRT(t, a.url, nil, "rooms=x"))
+				dropped = append(dropped, dialCSRT(t, a.url, nil, "rooms=y"))
+				if i < 3 {
+					killed = append(killed, dialCSRT(t, p.url, nil, ""))
+				}
+			}
+			a.io.Emit("ev", 1)
+			for _, c := range slices.Concat(leave, dropped, killed) {
+				c.waitNumbers(t, "ev", 1)
+				cs.livePid(t, c.sid, nil)
+			}
+			checkTTLs()
+			for _, c := range leave {
+				waitSocket(t, a, c.sid).Disconnect(false)
+			}
+			for _, c := range dropped {
+				c.cut()
+			}
+			p.kill(t)
+			// Half of the dropped ones come back on B, then leave for good.
+			for _, c := range dropped[:3] {
+				c2 := dialCSRT(t, b.url, c.state(), "")
+				if c2.sid != c.sid {
+					t.Fatal("not recovered")
+				}
+				waitSocket(t, b, c2.sid).Disconnect(false)
+			}
+			checkTTLs()
+			waitFor(t, "every session key to go", func() bool {
+				checkTTLs()
+				return len(sessionKeys(t, cs.rc, prefix)) == 0
+			})
+			if s := a.adapter.Stats(); s.LiveSessions != 0 || s.SessionErrors != 0 {
+				t.Fatalf("stats %+v", s)
+			}
+		})
+	}
+}
+
+// Node #39 / socket.io#5419: a client that drops again and again, back on its server or on another one, gets at
+// each recovery what it missed since the last one, and nothing twice. A Go client, three recoveries in a row.
+func TestRecoveryRepeated(t *testing.T) {
+	for _, cfg := range configsNamed("standalone", "rueidis-cluster") {
+		for _, across := range []bool{false, true} {
+			name := cfg.name + "/same_server"
+			if across {
+				name = cfg.name + "/across_servers"
+			}
+			t.Run(name, func(t *testing.T) {
+				nodes := recoveryCluster(t, cfg, clusterOpts{nodes: 2})
+				c := nodes[0].connect(t, clientOpts{}, "ev")
+				c.server.Join("r")
+				nodes[1].io.To("r").Emit("ev", 0)
+				offset := expectNumbers(t, c, "0-0", 0)
+				on := nodes[0]
+				n := 1
+				for round := 1; round <= 3; round++ {
+					pid := drop(t, cfg, on, c)
+					nodes[1].io.Emit("ev", n)
+					nodes[0].io.To("r").Emit("ev", n+1)
+					nodes[1].io.To("other").Emit("ev", -1)
+					if across {
+						on = nodes[round%2]
+					}
+					c = reconnect(t, on, pid, offset, "ev")
+					if !c.server.Recovered() {
+						t.Fatalf("round %d: not recovered", round)
+					}
+					offset = expectNumbers(t, c, offset, n, n+1)
+					nodes[1].io.To("r").Emit("ev", n+2) // received live: not replayed by the next recovery
+					offset = expectNumbers(t, c, offset, n+2)
+					n += 3
+				}
+			})
+		}
+	}
+}
