@@ -2,6 +2,7 @@ package redisstreams
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strconv"
@@ -726,5 +727,106 @@ func stopThenRestart(t *testing.T, srv *redistest.Server) func() {
 		if err := srv.Restart(); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// A server process is SIGKILLed while another server broadcasts numbered events at a steady rate to every client:
+// the killed server's clients (raw clients doing what socket.io-client does) reconnect at once, spread over the
+// two survivors, with their pid and last offset, while the broadcasts go on. Each resumes its session and ends up
+// with every number exactly once: those before the kill on the old connection, the ones it missed replayed, the rest
+// live.
+func TestFaultServerKilled(t *testing.T) {
+	requireRedis(t)
+	if testing.Short() {
+		t.Skip("fault test: a server process killed under traffic")
+	}
+	const (
+		rate    = 500 // broadcasts/s
+		clients = 40
+	)
+	cs := newCrashSetup(t, configs[0], 2, recoveryProcess{Refresh: time.Second})
+	b, c := cs.nodes[0], cs.nodes[1]
+	a := cs.start(t, "A")
+	var olds []*csrClient
+	for range clients {
+		olds = append(olds, dialCSRT(t, a.url, nil, ""))
+	}
+	for _, x := range olds {
+		cs.livePid(t, x.sid, nil)
+	}
+	var sent atomic.Int64
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { // on an absolute schedule
+		defer close(done)
+		start := time.Now()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			due := int64(time.Since(start).Seconds() * rate)
+			for n := sent.Load(); n < due; n++ {
+				b.io.Emit("seq", n)
+				sent.Store(n + 1)
+			}
+		}
+	}()
+	time.Sleep(2 * time.Second) // traffic before the kill (a schedule)
+	a.kill(t)
+	atKill := sent.Load()
+	news := make([]*csrClient, clients)
+	var wg sync.WaitGroup
+	for i, x := range olds {
+		wg.Go(func() {
+			<-x.done // the connection died with the process
+			to := b
+			if i%2 == 1 {
+				to = c
+			}
+			n, err := dialCSR(to.url, x.state(), "")
+			if err != nil {
+				t.Errorf("client %d: %v", i, err)
+				return
+			}
+			t.Cleanup(n.cut)
+			news[i] = n
+		})
+	}
+	wg.Wait()
+	time.Sleep(2 * time.Second) // traffic after the recoveries
+	close(stop)
+	<-done
+	total := sent.Load()
+	if t.Failed() {
+		return
+	}
+	replayed := 0
+	for i, x := range olds {
+		n := news[i]
+		if n.sid != x.sid {
+			t.Fatalf("client %d: new id %s, want %s (not recovered)", i, n.sid, x.sid)
+		}
+		before := x.numbers("seq")
+		got := append(before, n.waitNumbers(t, "seq", int(total)-len(before))...)
+		for j, v := range got {
+			if v != int64(j) {
+				t.Fatalf("client %d: number %d at index %d (received %d before the kill, %d after): %v", i, v, j,
+					len(before), len(got)-len(before), got[max(0, j-3):min(len(got), j+3)])
+			}
+		}
+		if len(got) != int(total) {
+			t.Fatalf("client %d: %d numbers, want %d", i, len(got), total)
+		}
+		replayed += int(atKill) - len(before)
+		if err := errors.Join(x.failure(), n.failure()); err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+	}
+	restored := b.adapter.Stats().Restored + c.adapter.Stats().Restored
+	t.Logf("%d broadcasts at %d/s; %d clients of the killed server resumed (%d restores), each with all %d numbers once; %d broadcasts were sent before the kill and not yet received (on average %.1f per client)",
+		total, rate, clients, restored, total, replayed, float64(replayed)/clients)
+	if restored != clients {
+		t.Fatalf("%d restores, want %d", restored, clients)
 	}
 }
