@@ -148,8 +148,10 @@ func TestRecoverySmoke(t *testing.T) {
 	}
 	var log strings.Builder
 	cfg := &recoveryConfig{Root: root, Systems: systems, Connects: 20, Parallel: 8, Rooms: 3, Resumes: 20, Missed: 3,
-		GoServer: func(adapter, addr string) []string { return []string{exe, "serve", "-adapter", adapter, "-redis", addr} },
-		Log:      func(format string, args ...any) { fmt.Fprintf(&log, format+"\n", args...) }}
+		GoServer: func(adapter, addr string) []string {
+			return []string{exe, "serve", "-adapter", adapter, "-redis", addr}
+		},
+		Log: func(format string, args ...any) { fmt.Fprintf(&log, format+"\n", args...) }}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	run, err := runRecovery(ctx, cfg)
