@@ -127,7 +127,7 @@ func (n *nspAdapter) touch(id socket.SocketId) {
 	if ls != nil {
 		if ls.sock == nil { // a restored socket: connected once it is in the namespace
 			if s, ok := n.Nsp().Sockets().Load(id); ok && s.Connected() {
-				ls.sock = s
+				ls.sock, ls.initial = s, wire.Session{} // written from the socket from now on
 				if ls.superseded { // restored again elsewhere before it connected here
 					st.mu.Unlock()
 					n.parent.goSafe(func() { s.Disconnect(false) })
@@ -268,11 +268,13 @@ func (st *sessionStore) run(stop <-chan struct{}) {
 		case <-tick.C:
 			st.markDue(time.Now().Add(-refresh + refresh/8))
 		case <-st.wake:
-			select {
-			case <-stop:
-				st.stop()
-				return
-			case <-time.After(sessionCoalesce):
+			if !st.awaited() {
+				select {
+				case <-stop:
+					st.stop()
+					return
+				case <-time.After(sessionCoalesce):
+				}
 			}
 		}
 		for {
@@ -304,6 +306,19 @@ func (st *sessionStore) run(stop <-chan struct{}) {
 			}
 		}
 	}
+}
+
+// awaited reports whether a caller waits for a queued write (PersistSession): then nothing is coalesced, as a
+// server closing thousands of sockets one after the other would wait sessionCoalesce for each.
+func (st *sessionStore) awaited() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, f := range st.finals {
+		if f.done != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // markDue queues the connected sessions last written before since.
