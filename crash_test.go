@@ -460,3 +460,45 @@ func TestRecoveryWindow(t *testing.T) {
 		check(t, since, clients[0], clients[1])
 	})
 }
+
+// A server stopped gracefully (its server, then its adapter, closed: "server shutting down") stores its sockets'
+// sessions with the window's TTL; its clients resume on another server, with either mode.
+func TestRecoveryAfterGracefulStop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("server processes")
+	}
+	for _, mode := range []SessionMode{SessionsLive, SessionsOnDisconnect} {
+		t.Run(mode.String(), func(t *testing.T) {
+			cs := newCrashSetup(t, configs[0], 1, recoveryProcess{Sessions: mode})
+			b := cs.nodes[0]
+			a := cs.start(t, "A")
+			x := dialCSRT(t, a.url, nil, "rooms=r1")
+			b.io.Emit("ev", 1)
+			x.waitNumbers(t, "ev", 1)
+			if result, _ := a.close(t); result != "ok" {
+				t.Fatalf("close: %s", result)
+			}
+			<-x.done
+			b.io.To("r1").Emit("ev", 2)
+			x2 := dialCSRT(t, b.url, x.state(), "")
+			if x2.sid != x.sid {
+				t.Fatal("not recovered")
+			}
+			if got := x2.waitNumbers(t, "ev", 1); got[0] != 2 {
+				t.Fatalf("missed %v", got)
+			}
+		})
+	}
+}
+
+// A connected socket's session that vanished from Redis (a data set lost, a key evicted or expired during a long
+// outage) is written again by its server at its next refresh.
+func TestLiveSessionWrittenAgain(t *testing.T) {
+	cs := newCrashSetup(t, configs[1], 1, recoveryProcess{Refresh: 200 * time.Millisecond})
+	x := dialCSRT(t, cs.nodes[0].url, nil, "rooms=r1")
+	pid := cs.livePid(t, x.sid, nil)
+	if err := cs.rc.Del(t.Context(), cs.key(pid)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	cs.livePid(t, x.sid, func(s wire.Session) bool { return sameRooms(s.Rooms, x.sid, "r1") })
+}

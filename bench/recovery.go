@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -39,6 +40,7 @@ var recoveryLabels = map[string]string{
 type recoveryConfig struct {
 	Root     string
 	Systems  []string
+	Reps     int                                      // each system runs once per rep; each rep starts one system later
 	Connects int                                      // clients of the connect-rate step
 	Parallel int                                      // dials in flight during the connect-rate step
 	Rooms    int                                      // rooms each socket joins in the room-change step
@@ -57,6 +59,7 @@ type recoveryRun struct {
 
 type recoverySysRs struct {
 	System string `json:"system"`
+	Rep    int    `json:"rep"`
 	Error  string `json:"error,omitempty"`
 
 	ConnectRate float64            `json:"connects_per_s"`
@@ -110,15 +113,21 @@ func runRecovery(ctx context.Context, cfg *recoveryConfig) (*recoveryRun, error)
 	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rc.Close()
 	out := &recoveryRun{Started: time.Now().UTC(), Config: *cfg}
-	for _, sys := range cfg.Systems {
-		if err := ctx.Err(); err != nil {
-			return out, err
+	for rep := 1; rep <= max(cfg.Reps, 1); rep++ {
+		order := slices.Clone(cfg.Systems)
+		k := (rep - 1) % len(order)
+		order = append(order[k:], order[:k]...)
+		for _, sys := range order {
+			if err := ctx.Err(); err != nil {
+				return out, err
+			}
+			r := recoverySystem(ctx, cfg, sys, srv, rc)
+			r.Rep = rep
+			if r.Error != "" {
+				cfg.Log("%s rep %d: ERROR %s", sys, rep, r.Error)
+			}
+			out.Results = append(out.Results, r)
 		}
-		r := recoverySystem(ctx, cfg, sys, srv, rc)
-		if r.Error != "" {
-			cfg.Log("%s: ERROR %s", sys, r.Error)
-		}
-		out.Results = append(out.Results, r)
 	}
 	return out, nil
 }
@@ -536,29 +545,50 @@ func dialCSRMany(ctx context.Context, base string, n, parallel int, auth map[str
 	return out, nil
 }
 
-// recoveryMarkdown is the summary table.
+// recoveryMarkdown is the summary table: the median of the reps, with their range.
 func recoveryMarkdown(run *recoveryRun) string {
 	var b strings.Builder
 	cfg := run.Config
-	fmt.Fprintf(&b, "Connection state recovery, %s (Redis %s, Node %s, %d CPUs; %s)\n\n", run.Started.Format(time.RFC3339),
-		run.Machine.Redis, run.Machine.Node, run.Machine.CPUs, run.Machine.Lib)
+	fmt.Fprintf(&b, "Connection state recovery, %s, %d rep(s) (Redis %s, Node %s, %d CPUs; %s)\n\n", run.Started.Format(time.RFC3339),
+		max(cfg.Reps, 1), run.Machine.Redis, run.Machine.Node, run.Machine.CPUs, run.Machine.Lib)
 	b.WriteString("| |")
-	for _, r := range run.Results {
-		b.WriteString(" " + recoveryLabels[r.System] + " |")
+	for _, s := range cfg.Systems {
+		b.WriteString(" " + recoveryLabels[s] + " |")
 	}
 	b.WriteString("\n|---|")
-	for range run.Results {
+	for range cfg.Systems {
 		b.WriteString("---|")
 	}
 	b.WriteString("\n")
 	row := func(name string, f func(recoverySysRs) string) {
 		b.WriteString("| " + name + " |")
-		for _, r := range run.Results {
-			if r.Error != "" {
-				b.WriteString(" error |")
-				continue
+		for _, s := range cfg.Systems {
+			var cells []string
+			for _, r := range run.Results {
+				if r.System != s {
+					continue
+				}
+				if r.Error != "" {
+					cells = append(cells, "error")
+				} else {
+					cells = append(cells, f(r))
+				}
 			}
-			b.WriteString(" " + f(r) + " |")
+			b.WriteString(" " + strings.Join(slices.Compact(cells), " / ") + " |")
+		}
+		b.WriteString("\n")
+	}
+	// num is the median of f over the reps of a system, with the range when they differ.
+	num := func(name string, f func(recoverySysRs) float64, format func(float64) string) {
+		b.WriteString("| " + name + " |")
+		for _, s := range cfg.Systems {
+			var v []float64
+			for _, r := range run.Results {
+				if r.System == s && r.Error == "" {
+					v = append(v, f(r))
+				}
+			}
+			b.WriteString(" " + cell(v, format) + " |")
 		}
 		b.WriteString("\n")
 	}
@@ -566,21 +596,17 @@ func recoveryMarkdown(run *recoveryRun) string {
 		if len(m) == 0 {
 			return "0"
 		}
-		keys := slices.Sorted(func(yield func(string) bool) {
-			for k := range m {
-				if !yield(k) {
-					return
-				}
-			}
-		})
+		keys := slices.Sorted(maps.Keys(m))
 		parts := make([]string, len(keys))
 		for i, k := range keys {
 			parts[i] = fmt.Sprintf("%s %.2g", strings.ToUpper(k), m[k])
 		}
 		return strings.Join(parts, ", ")
 	}
-	row(fmt.Sprintf("connect rate, %d clients (%d dials in flight), sockets/s", cfg.Connects, cfg.Parallel),
-		func(r recoverySysRs) string { return fmt.Sprintf("%.0f", r.ConnectRate) })
+	f0 := func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
+	f1 := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+	num(fmt.Sprintf("connect rate, %d clients (%d dials in flight), sockets/s", cfg.Connects, cfg.Parallel),
+		func(r recoverySysRs) float64 { return r.ConnectRate }, f0)
 	row("Redis commands per connect (commands run by scripts included)", func(r recoverySysRs) string { return cmds(r.ConnectCmds) })
 	row(fmt.Sprintf("Redis commands per socket for a burst of %d room joins", cfg.Rooms), func(r recoverySysRs) string { return cmds(r.RoomCmds) })
 	for _, k := range []struct {
@@ -589,16 +615,11 @@ func recoveryMarkdown(run *recoveryRun) string {
 	}{{"killed (SIGKILL)", func(r recoverySysRs) resumeResult { return r.Killed }}, {"dropped", func(r recoverySysRs) resumeResult { return r.Dropped }}} {
 		row(fmt.Sprintf("%d clients of a server, %s, back at once: recovered (with exactly the %d missed)", cfg.Resumes, k.name, cfg.Missed),
 			func(r recoverySysRs) string { x := k.get(r); return fmt.Sprintf("%d (%d)", x.Recovered, x.Complete) })
-		row("  restore latency p50 / p99 / max, ms (dial to CONNECT)",
-			func(r recoverySysRs) string {
-				x := k.get(r)
-				return fmt.Sprintf("%.1f / %.1f / %.1f", x.P50ms, x.P99ms, x.MaxMs)
-			})
-		row("  all back in, ms; Redis CPU, ms; Redis commands per client",
-			func(r recoverySysRs) string {
-				x := k.get(r)
-				return fmt.Sprintf("%.0f; %.0f; %.1f", x.WallMs, x.RedisCPU, x.RedisCmds)
-			})
+		num("  restore latency p50, ms (dial to CONNECT)", func(r recoverySysRs) float64 { return k.get(r).P50ms }, f1)
+		num("  restore latency p99, ms", func(r recoverySysRs) float64 { return k.get(r).P99ms }, f1)
+		num("  all back in, ms", func(r recoverySysRs) float64 { return k.get(r).WallMs }, f0)
+		num("  Redis CPU, ms", func(r recoverySysRs) float64 { return k.get(r).RedisCPU }, f0)
+		num("  Redis commands per client", func(r recoverySysRs) float64 { return k.get(r).RedisCmds }, f1)
 	}
 	return b.String()
 }
