@@ -63,6 +63,8 @@ type recoverySysRs struct {
 	Error  string `json:"error,omitempty"`
 
 	ConnectRate float64            `json:"connects_per_s"`
+	ConnectCPU  float64            `json:"server_cpu_us_per_connect"` // A's, over the connects and the 500 ms after
+	ConnectRCPU float64            `json:"redis_cpu_us_per_connect"`
 	ConnectCmds map[string]float64 `json:"redis_commands_per_connect"` // INFO commandstats (scripts' own included)
 	RoomCmds    map[string]float64 `json:"redis_commands_per_room_burst"`
 
@@ -175,6 +177,8 @@ func recoverySystem(ctx context.Context, cfg *recoveryConfig, sys string, srv *r
 	if err != nil {
 		return fail(err)
 	}
+	pids := map[string]int{"A": procs["A"].pid(), "redis": srv.Pid()}
+	cpu0 := sampleCPU(pids)
 	start := time.Now()
 	clients, err := dialCSRMany(ctx, procs["A"].base, cfg.Connects, cfg.Parallel, nil)
 	if err != nil {
@@ -182,6 +186,9 @@ func recoverySystem(ctx context.Context, cfg *recoveryConfig, sys string, srv *r
 	}
 	out.ConnectRate = float64(cfg.Connects) / time.Since(start).Seconds()
 	time.Sleep(500 * time.Millisecond) // the session writes of the last connections
+	cpu := delta(cpu0, sampleCPU(pids))
+	out.ConnectCPU = float64(cpu.Procs["A"].Microseconds()) / float64(cfg.Connects)
+	out.ConnectRCPU = float64(cpu.Procs["redis"].Microseconds()) / float64(cfg.Connects)
 	cmds1, err := commandCalls(ctx, rc)
 	if err != nil {
 		return fail(err)
@@ -198,8 +205,8 @@ func recoverySystem(ctx context.Context, cfg *recoveryConfig, sys string, srv *r
 		return fail(err)
 	}
 	out.RoomCmds = perClient(cmds1, cmds2, jr.Sockets)
-	cfg.Log("%s: %d connects at %.0f/s (%d in flight), Redis commands per connect %v; per burst of %d room joins %v",
-		sys, cfg.Connects, out.ConnectRate, cfg.Parallel, out.ConnectCmds, cfg.Rooms, out.RoomCmds)
+	cfg.Log("%s: %d connects at %.0f/s (%d in flight), CPU µs per connect: server %.0f, Redis %.0f; Redis commands per connect %v; per burst of %d room joins %v",
+		sys, cfg.Connects, out.ConnectRate, cfg.Parallel, out.ConnectCPU, out.ConnectRCPU, out.ConnectCmds, cfg.Rooms, out.RoomCmds)
 	for _, c := range clients {
 		c.cut()
 	}
@@ -607,6 +614,8 @@ func recoveryMarkdown(run *recoveryRun) string {
 	f1 := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 	num(fmt.Sprintf("connect rate, %d clients (%d dials in flight), sockets/s", cfg.Connects, cfg.Parallel),
 		func(r recoverySysRs) float64 { return r.ConnectRate }, f0)
+	num("  server CPU µs per connect (the connects and the 500 ms after)", func(r recoverySysRs) float64 { return r.ConnectCPU }, f0)
+	num("  Redis CPU µs per connect", func(r recoverySysRs) float64 { return r.ConnectRCPU }, f0)
 	row("Redis commands per connect (commands run by scripts included)", func(r recoverySysRs) string { return cmds(r.ConnectCmds) })
 	row(fmt.Sprintf("Redis commands per socket for a burst of %d room joins", cfg.Rooms), func(r recoverySysRs) string { return cmds(r.RoomCmds) })
 	for _, k := range []struct {
