@@ -118,14 +118,18 @@ func socketPid(s *socket.Socket) string {
 }
 
 // touch is called for every room change of a socket (the first one, its own room, when it connects): its
-// session is queued for a write, and a socket seen for the first time is registered.
-func (n *nspAdapter) touch(id socket.SocketId) {
+// session is queued for a write, and a socket seen for the first time is registered. joined is the rooms of a
+// join, nil for a leave. A restored socket joins the rooms of its session before it connects, then its own: those
+// joins are in the session written at its restore already.
+func (n *nspAdapter) touch(id socket.SocketId, joined *types.Set[socket.Room]) {
 	st := n.parent.sessions
 	k := liveKey{n, id}
 	st.mu.Lock()
 	ls := st.sessions[k]
 	if ls != nil {
-		if ls.sock == nil { // a restored socket: connected once it is in the namespace
+		restoring := ls.sock == nil
+		known := restoring && joined != nil && inSession(joined, ls.initial.Rooms)
+		if restoring { // connected once it is in the namespace
 			if s, ok := n.Nsp().Sockets().Load(id); ok && s.Connected() {
 				ls.sock, ls.initial = s, wire.Session{} // written from the socket from now on
 				if ls.superseded { // restored again elsewhere before it connected here
@@ -135,7 +139,7 @@ func (n *nspAdapter) touch(id socket.SocketId) {
 				}
 			}
 		}
-		if !ls.superseded {
+		if !ls.superseded && !known {
 			st.markLocked(ls)
 		}
 		st.mu.Unlock()
@@ -245,11 +249,21 @@ func (n *nspAdapter) end(ls *liveSession) {
 	n.finishSession(ls, "", 0, false)
 }
 
+// inSession reports whether every room of joined is in rooms.
+func inSession(joined *types.Set[socket.Room], rooms []string) bool {
+	for _, r := range joined.Keys() {
+		if !slices.Contains(rooms, string(r)) {
+			return false
+		}
+	}
+	return true
+}
+
 // Del implements socket.Adapter: a room left is a room change of the session.
 func (n *nspAdapter) Del(id socket.SocketId, room socket.Room) {
 	n.Adapter.Del(id, room)
 	if n.liveMode() {
-		n.touch(id)
+		n.touch(id, nil)
 	}
 }
 

@@ -3,13 +3,10 @@ package redisstreams
 import (
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/socketio-go/redisstreams/internal/redistest"
@@ -66,8 +63,9 @@ func testBeforeServerNoticed(t *testing.T, cfg config, other bool) {
 		t.Fatalf("Superseded %d on the old server, want 1", s.Superseded)
 	}
 	last := expectNumbers(t, x2, offset, 2)
-	a.io.To("r1").Emit("ev", 3)
-	b.io.Emit("ev", 4)
+	// From one server: a server delivers its own broadcasts at once, before the other servers' it has not read yet.
+	to.io.To("r1").Emit("ev", 3)
+	to.io.Emit("ev", 4)
 	last = expectNumbers(t, x2, last, 3, 4)
 	// The session is the new socket's: its next restore brings the room back.
 	cs.livePid(t, x.Id(), func(s wire.Session) bool { return sameRooms(s.Rooms, x.Id(), "r1") })
@@ -269,24 +267,32 @@ func TestSessionWriteCost(t *testing.T) {
 			n := startClusterWithAdapters(t, []*Adapter{a}, clusterOpts{recovery: true})[0]
 			_ = n.io.Of("/", nil).On("connection", recoveryConnection)
 			live := mode == SessionsLive
-			calls := func() map[string]int64 { return commandCalls(t, srv.Addr()) }
+			calls := func() map[string]int64 {
+				c, err := srv.CommandCalls()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c
+			}
 			writes := func(since map[string]int64) int64 {
 				now := calls()
 				return now["evalsha"] + now["eval"] - since["evalsha"] - since["eval"]
 			}
-			// step holds the writer while f runs, and waits until it has written what f asked for.
-			step := func(what string, f func()) map[string]int64 {
+			// step holds the writer while f runs, and waits until the session commands (script calls) it caused,
+			// at least one, have run.
+			step := func(what string, f func(), atLeast ...int64) map[string]int64 {
 				hold := make(chan struct{})
 				a.sessions.beforeBatch.Store(&hold)
 				before := calls()
 				f()
 				close(hold)
 				if live {
-					waitFor(t, what+"'s session write", func() bool { return writes(before) >= 1 })
+					n := append(atLeast, 1)[0]
+					waitFor(t, what+"'s session write", func() bool { return writes(before) >= n })
 				}
 				d := map[string]int64{}
 				for k, v := range calls() {
-					if v != before[k] && k != "hello" && k != "info" { // commandCalls' own connection
+					if v != before[k] {
 						d[k] = v - before[k]
 					}
 				}
@@ -308,44 +314,53 @@ func TestSessionWriteCost(t *testing.T) {
 				s.Leave("r1")
 			})
 			leave := step("leave", func() { s.Disconnect(false) })
-			t.Logf("%s: Redis commands (INFO commandstats, commands run by scripts included) per connect %v, per burst of 21 room changes %v, per socket leaving %v",
-				mode, connect, burst, leave)
-			want := int64(0)
-			if live {
-				want = 1
+			// A drop and a restore (claim, replay, one write of the restored session once its socket is back).
+			x := dialCSRT(t, n.url, nil, "rooms=q")
+			n.io.To(socket.Room(x.sid)).Emit("ev", 1)
+			x.waitNumbers(t, "ev", 1)
+			waitFor(t, "its session", func() bool { return !live || a.Stats().LiveSessions == 2 })
+			before := calls()
+			x.cut()
+			waitFor(t, "the drop's session write", func() bool { _, ok := n.io.Of("/", nil).Sockets().Load(socket.SocketId(x.sid)); return !ok })
+			dropped := calls()
+			restore := step("restore", func() {
+				x2 := dialCSRT(t, n.url, x.state(), "")
+				waitFor(t, "the restored socket", func() bool { _, ok := n.io.Of("/", nil).Sockets().Load(socket.SocketId(x2.sid)); return ok })
+			}, 2)
+			drop := map[string]int64{}
+			for k, v := range dropped {
+				if v != before[k] {
+					drop[k] = v - before[k]
+				}
 			}
-			for what, d := range map[string]map[string]int64{"connect": connect, "burst": burst, "leave": leave} {
-				// Script calls are the session writes; SET also counts the readers' epoch checks.
-				if got := d["evalsha"] + d["eval"] + d["getdel"]; got != want {
-					t.Errorf("%s: %d session writes (%v), want %d", what, got, d, want)
+			t.Logf("%s: Redis commands (INFO commandstats, commands run by scripts included) per connect %v, per burst of 21 room changes %v, per socket leaving %v, per drop %v, per restore %v",
+				mode, connect, burst, leave, drop, restore)
+			want, wantRestore := int64(0), int64(1) // GETDEL
+			if live {
+				want, wantRestore = 1, 2 // the claim, then the restored session
+			}
+			for what, d := range map[string]map[string]int64{"connect": connect, "burst": burst, "leave": leave, "drop": drop, "restore": restore} {
+				// Script calls and GETDEL are the session writes (SET also counts the readers' epoch checks);
+				// with SessionsOnDisconnect a drop is a SET.
+				w := want
+				switch what {
+				case "restore":
+					w = wantRestore
+				case "drop":
+					w = 1
+				}
+				got := d["evalsha"] + d["eval"] + d["getdel"]
+				if what == "drop" && !live {
+					got = min(d["set"], 1)
+				}
+				if got != w {
+					t.Errorf("%s: %d session commands (%v), want %d", what, got, d, w)
 				}
 			}
 		})
 	}
 }
 
-// commandCalls returns INFO commandstats of the Redis at addr: calls per command (lower case, subcommands as
-// "cmd|sub").
-func commandCalls(t testing.TB, addr string) map[string]int64 {
-	t.Helper()
-	rc := redis.NewClient(&redis.Options{Addr: addr})
-	defer rc.Close()
-	info, err := rc.Info(t.Context(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for line := range strings.Lines(info) {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
-		if !ok {
-			continue
-		}
-		n, _, _ := strings.Cut(rest, ",")
-		v, _ := strconv.ParseInt(n, 10, 64)
-		out[strings.TrimPrefix(name, "cmdstat_")] = v
-	}
-	return out
-}
 
 // No session key outlives its use: sockets that leave for good take theirs (a DEL, or for a restored socket a
 // marker that expires), sessions of drops and of a killed server expire, every key has a TTL no longer than a live

@@ -386,7 +386,7 @@ func (n *nspAdapter) routePending(offset string, fromReader bool, data []any, wo
 func (n *nspAdapter) AddAll(id socket.SocketId, rooms *types.Set[socket.Room]) {
 	n.Adapter.AddAll(id, rooms)
 	if n.liveMode() {
-		n.touch(id)
+		n.touch(id, rooms)
 	}
 	if n.pending.count.Load() == 0 {
 		return

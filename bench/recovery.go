@@ -173,7 +173,7 @@ func recoverySystem(ctx context.Context, cfg *recoveryConfig, sys string, srv *r
 	if err := waitSockets(ctx, procs["A"], 0); err != nil {
 		return fail(err)
 	}
-	cmds0, err := commandCalls(ctx, rc)
+	cmds0, err := srv.CommandCalls()
 	if err != nil {
 		return fail(err)
 	}
@@ -189,7 +189,7 @@ func recoverySystem(ctx context.Context, cfg *recoveryConfig, sys string, srv *r
 	cpu := delta(cpu0, sampleCPU(pids))
 	out.ConnectCPU = float64(cpu.Procs["A"].Microseconds()) / float64(cfg.Connects)
 	out.ConnectRCPU = float64(cpu.Procs["redis"].Microseconds()) / float64(cfg.Connects)
-	cmds1, err := commandCalls(ctx, rc)
+	cmds1, err := srv.CommandCalls()
 	if err != nil {
 		return fail(err)
 	}
@@ -200,7 +200,7 @@ func recoverySystem(ctx context.Context, cfg *recoveryConfig, sys string, srv *r
 		return fail(err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	cmds2, err := commandCalls(ctx, rc)
+	cmds2, err := srv.CommandCalls()
 	if err != nil {
 		return fail(err)
 	}
@@ -220,7 +220,7 @@ func recoverySystem(ctx context.Context, cfg *recoveryConfig, sys string, srv *r
 		if killed {
 			what = "killed"
 		}
-		r, err := resume(ctx, cfg, srv, rc, procs, killed, &seq)
+		r, err := resume(ctx, cfg, srv, procs, killed, &seq)
 		if err != nil {
 			return fail(fmt.Errorf("%s: %w", what, err))
 		}
@@ -247,7 +247,7 @@ func recoverySystem(ctx context.Context, cfg *recoveryConfig, sys string, srv *r
 
 // resume connects Resumes clients to A, gives each an offset, then kills A (or cuts every client), makes them
 // miss Missed broadcasts, and brings them all back at once on B and C.
-func resume(ctx context.Context, cfg *recoveryConfig, srv *redistest.Server, rc *redis.Client, procs map[string]*proc, killed bool, seq *int64) (resumeResult, error) {
+func resume(ctx context.Context, cfg *recoveryConfig, srv *redistest.Server, procs map[string]*proc, killed bool, seq *int64) (resumeResult, error) {
 	r := resumeResult{Clients: cfg.Resumes}
 	clients, err := dialCSRMany(ctx, procs["A"].base, cfg.Resumes, 64, nil)
 	if err != nil {
@@ -279,7 +279,7 @@ func resume(ctx context.Context, cfg *recoveryConfig, srv *redistest.Server, rc 
 		return r, err
 	}
 	time.Sleep(200 * time.Millisecond) // in the stream
-	cmds0, err := commandCalls(ctx, rc)
+	cmds0, err := srv.CommandCalls()
 	if err != nil {
 		return r, err
 	}
@@ -314,7 +314,7 @@ func resume(ctx context.Context, cfg *recoveryConfig, srv *redistest.Server, rc 
 	}
 	// The missed broadcasts came before each CONNECT: they are all there already.
 	cpu1, _ := procCPU(srv.Pid())
-	cmds1, err := commandCalls(ctx, rc)
+	cmds1, err := srv.CommandCalls()
 	if err != nil {
 		return r, err
 	}
@@ -382,25 +382,6 @@ func waitAll(ctx context.Context, clients []*csrClient, n int) error {
 func (p *proc) crash() {
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
-}
-
-// commandCalls returns INFO commandstats: calls per command.
-func commandCalls(ctx context.Context, rc *redis.Client) (map[string]int64, error) {
-	info, err := rc.Info(ctx, "commandstats").Result()
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]int64{}
-	for line := range strings.Lines(info) {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
-		if !ok {
-			continue
-		}
-		n, _, _ := strings.Cut(rest, ",")
-		v, _ := strconv.ParseInt(n, 10, 64)
-		out[strings.TrimPrefix(name, "cmdstat_")] = v
-	}
-	return out, nil
 }
 
 // perClient is what each of n clients cost, per command, between two commandstats (the INFO calls of the harness
