@@ -132,7 +132,7 @@ func (n *nspAdapter) touch(id socket.SocketId, joined *types.Set[socket.Room]) {
 		if restoring { // connected once it is in the namespace
 			if s, ok := n.Nsp().Sockets().Load(id); ok && s.Connected() {
 				ls.sock, ls.initial = s, wire.Session{} // written from the socket from now on
-				if ls.superseded { // restored again elsewhere before it connected here
+				if ls.superseded {                      // restored again elsewhere before it connected here
 					st.mu.Unlock()
 					n.parent.goSafe(func() { s.Disconnect(false) })
 					return

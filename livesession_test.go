@@ -361,7 +361,6 @@ func TestSessionWriteCost(t *testing.T) {
 	}
 }
 
-
 // No session key outlives its use: sockets that leave for good take theirs (a DEL, or for a restored socket a
 // marker that expires), sessions of drops and of a killed server expire, every key has a TTL no longer than a live
 // session's, and at the end nothing is left.
