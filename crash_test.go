@@ -1,8 +1,6 @@
 package redisstreams
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -11,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -90,12 +87,7 @@ func recoveryServerMain(t *testing.T, addr string) {
 	if err := json.Unmarshal([]byte(os.Getenv(helperOptionsEnv)), &rp); err != nil {
 		t.Fatalf("%s: %v", helperOptionsEnv, err)
 	}
-	var out sync.Mutex
-	say := func(format string, args ...any) {
-		out.Lock()
-		defer out.Unlock()
-		fmt.Printf(helperOutputMark+format+"\n", args...)
-	}
+	say := helperSay
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	a, _, err := config{family: rp.Family, cluster: rp.Cluster}.newAdapterOn(t, strings.Split(addr, ","), rp.options(logger))
 	if err != nil {
@@ -111,15 +103,7 @@ func recoveryServerMain(t *testing.T, addr string) {
 	srv := httptest.NewServer(server.ServeHandler(nil))
 	say("ready %s", srv.URL)
 
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		f := strings.Fields(in.Text())
-		if len(f) == 0 {
-			continue
-		}
-		if f[0] == "quit" {
-			break
-		}
+	helperCommands(func(f []string, line string) {
 		sock := func() *socket.Socket {
 			s, ok := server.Of("/", nil).Sockets().Load(socket.SocketId(f[1]))
 			if !ok {
@@ -131,7 +115,7 @@ func recoveryServerMain(t *testing.T, addr string) {
 		case f[0] == "stats":
 			b, _ := json.Marshal(a.Stats())
 			say("stats %s", b)
-			continue
+			return
 		case f[0] == "join" && len(f) == 3:
 			if s := sock(); s != nil {
 				s.Join(socket.Room(f[2]))
@@ -152,27 +136,11 @@ func recoveryServerMain(t *testing.T, addr string) {
 				server.Emit(f[1], n)
 			}
 		default:
-			t.Errorf("unknown command %q", in.Text())
+			t.Errorf("unknown command %q", line)
 		}
 		say("done")
-	}
-	done := make(chan struct{})
-	server.Close(func(error) { close(done) })
-	select {
-	case <-done:
-	case <-time.After(helperCloseWait / 2):
-		t.Error("server close did not finish")
-	}
-	srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), helperCloseWait/2)
-	defer cancel()
-	result := "ok"
-	if err := a.Close(ctx); err != nil {
-		result = err.Error()
-	}
-	say("closed %s", result)
-	b, _ := json.Marshal(a.Stats())
-	say("stats %s", b)
+	})
+	closeHelper(t, server, srv, a)
 }
 
 // crashSetup is a cluster of in-process servers (the survivors) sharing a prefix with server processes.
@@ -480,10 +448,7 @@ func TestRecoveryAfterGracefulStop(t *testing.T) {
 			}
 			<-x.done
 			b.io.To("r1").Emit("ev", 2)
-			x2 := dialCSRT(t, b.url, x.state(), "")
-			if x2.sid != x.sid {
-				t.Fatal("not recovered")
-			}
+			x2 := resumeCSR(t, b.url, x)
 			if got := x2.waitNumbers(t, "ev", 1); got[0] != 2 {
 				t.Fatalf("missed %v", got)
 			}

@@ -94,6 +94,17 @@ func dialCSRT(t testing.TB, url string, auth map[string]any, query string) *csrC
 	return c
 }
 
+// resumeCSR reconnects to the server at url as x would (with its pid and last offset), and fails the test unless x's
+// session was recovered (the same socket id).
+func resumeCSR(t testing.TB, url string, x *csrClient) *csrClient {
+	t.Helper()
+	c := dialCSRT(t, url, x.state(), "")
+	if c.sid != x.sid {
+		t.Fatalf("client %s came back as %s: not recovered", x.sid, c.sid)
+	}
+	return c
+}
+
 // handle processes one engine.io message.
 func (c *csrClient) handle(msg string) error {
 	switch {

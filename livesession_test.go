@@ -127,10 +127,7 @@ func TestRecoveryStaleWriteRefused(t *testing.T) {
 				b.io.Emit("ev", 1)
 				x.waitNumbers(t, "ev", 1)
 				proxy.cut()
-				x2 := dialCSRT(t, b.url, x.state(), "")
-				if x2.sid != x.sid {
-					t.Fatal("not recovered")
-				}
+				x2 := resumeCSR(t, b.url, x)
 				// It leaves for good on B (a server-side disconnection the raw client does not answer by closing).
 				waitSocket(t, b, x2.sid).Disconnect(false)
 				waitFor(t, "B's marker", func() bool { _, ok := cs.stored(t, cs.key(pid)); return !ok })
@@ -239,10 +236,7 @@ func TestRecoveryWithoutOffset(t *testing.T) {
 				before.Restored+before.RestoreNoOffset+before.RestoreNoSession {
 				t.Fatalf("the server asked for a restore without an offset: %+v", after)
 			}
-			y2 := dialCSRT(t, d.url, y.state(), "")
-			if y2.sid != y.sid {
-				t.Fatal("not recovered with the offset of the welcome event")
-			}
+			y2 := resumeCSR(t, d.url, y) // with the offset of the welcome event
 			if got := y2.waitNumbers(t, "ev", 1); got[0] != 1 {
 				t.Fatalf("missed %v", got)
 			}
@@ -402,10 +396,7 @@ func TestSessionKeysNotLeftBehind(t *testing.T) {
 			p.kill(t)
 			// Half of the dropped ones come back on B, then leave for good.
 			for _, c := range dropped[:3] {
-				c2 := dialCSRT(t, b.url, c.state(), "")
-				if c2.sid != c.sid {
-					t.Fatal("not recovered")
-				}
+				c2 := resumeCSR(t, b.url, c)
 				waitSocket(t, b, c2.sid).Disconnect(false)
 			}
 			checkTTLs()

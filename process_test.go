@@ -57,12 +57,7 @@ func TestHelperServerProcess(t *testing.T) {
 		}
 		return n
 	}
-	var out sync.Mutex
-	say := func(format string, args ...any) {
-		out.Lock()
-		defer out.Unlock()
-		fmt.Printf(helperOutputMark+format+"\n", args...)
-	}
+	say := helperSay
 	prefix := os.Getenv(helperStreamEnv)
 	a, _, err := config{family: os.Getenv(helperFamilyEnv)}.newAdapterOn(t, []string{addr}, Options{StreamName: prefix,
 		ChannelPrefix: prefix, MaxLen: atoi(helperMaxLenEnv), ReadCount: atoi(helperReadEnv), BlockTime: time.Second,
@@ -91,15 +86,7 @@ func TestHelperServerProcess(t *testing.T) {
 	}
 	say("ready %s", srv.URL)
 
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		f := strings.Fields(in.Text())
-		if len(f) == 0 {
-			continue
-		}
-		if f[0] == "quit" {
-			break
-		}
+	helperCommands(func(f []string, line string) {
 		switch {
 		case f[0] == "stats":
 			say("stats %s", stats())
@@ -118,9 +105,40 @@ func TestHelperServerProcess(t *testing.T) {
 			}
 			say("emitted %d", n)
 		default:
-			t.Errorf("unknown command %q", in.Text())
+			t.Errorf("unknown command %q", line)
 		}
+	})
+	closeHelper(t, server, srv, a)
+}
+
+// helperCommands passes each command line of a helper process's stdin, split in fields, to handle, until "quit" or
+// the end of stdin.
+func helperCommands(handle func(fields []string, line string)) {
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		f := strings.Fields(in.Text())
+		if len(f) == 0 {
+			continue
+		}
+		if f[0] == "quit" {
+			return
+		}
+		handle(f, in.Text())
 	}
+}
+
+var helperOut sync.Mutex
+
+// helperSay prints a line of a helper process's protocol.
+func helperSay(format string, args ...any) {
+	helperOut.Lock()
+	defer helperOut.Unlock()
+	fmt.Printf(helperOutputMark+format+"\n", args...)
+}
+
+// closeHelper closes a helper process's server, its HTTP server and its adapter, and says "closed <error or ok>"
+// and the final stats.
+func closeHelper(t *testing.T, server *socket.Server, srv *httptest.Server, a *Adapter) {
 	done := make(chan struct{})
 	server.Close(func(error) { close(done) })
 	select {
@@ -135,8 +153,9 @@ func TestHelperServerProcess(t *testing.T) {
 	if err := a.Close(ctx); err != nil {
 		result = err.Error()
 	}
-	say("closed %s", result)
-	say("stats %s", stats())
+	helperSay("closed %s", result)
+	b, _ := json.Marshal(a.Stats())
+	helperSay("stats %s", b)
 }
 
 // serverProcess is a running TestHelperServerProcess.

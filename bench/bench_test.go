@@ -30,25 +30,7 @@ func TestMain(m *testing.M) {
 // push XADDs on the publish path, and the report must be written. No timing is asserted.
 func TestSmoke(t *testing.T) {
 	redistest.Require(t)
-	systems := allSystems
-	if _, err := exec.LookPath("node"); err != nil {
-		if redistest.Strict() {
-			t.Fatalf("node is required under CI: %v", err)
-		}
-		t.Logf("node not found, the Node system is not run: %v", err)
-		systems = systems[1:]
-	}
-	root, err := findRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "interop", "node", "node_modules", "@socket.io", "redis-streams-adapter")); err != nil && systems[0] == "node" {
-		if redistest.Strict() {
-			t.Fatalf("interop/node's packages are required under CI (npm ci in interop/node): %v", err)
-		}
-		t.Logf("interop/node's packages are not installed, the Node system is not run")
-		systems = systems[1:]
-	}
+	root, systems := withNode(t, allSystems)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -130,18 +112,7 @@ func TestSmoke(t *testing.T) {
 // SessionsOnDisconnect, Node) none does after a kill, and all do after a drop. No timing is asserted.
 func TestRecoverySmoke(t *testing.T) {
 	redistest.Require(t)
-	systems := recoverySystems
-	root, err := findRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "interop", "node", "node_modules", "@socket.io", "redis-streams-adapter")); err != nil {
-		if redistest.Strict() {
-			t.Fatalf("interop/node's packages are required under CI (npm ci in interop/node): %v", err)
-		}
-		t.Logf("node or interop/node's packages missing, the Node system is not run")
-		systems = systems[1:]
-	}
+	root, systems := withNode(t, recoverySystems)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -179,4 +150,26 @@ func TestRecoverySmoke(t *testing.T) {
 	if md := recoveryMarkdown(run); !strings.Contains(md, "| "+recoveryLabels[systems[0]]+" |") {
 		t.Errorf("no column for %s:\n%s", systems[0], md)
 	}
+}
+
+// withNode returns the repository root and systems (whose first is "node"), without "node" when Node or
+// interop/node's packages are missing (a failure under CI).
+func withNode(t *testing.T, systems []string) (string, []string) {
+	t.Helper()
+	root, err := findRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join(root, "interop", "node", "node_modules", "@socket.io", "redis-streams-adapter"))
+	}
+	if err != nil {
+		if redistest.Strict() {
+			t.Fatalf("node and interop/node's packages are required under CI (npm ci in interop/node): %v", err)
+		}
+		t.Logf("node or interop/node's packages missing, the Node system is not run: %v", err)
+		return root, systems[1:]
+	}
+	return root, systems
 }

@@ -510,27 +510,13 @@ func (c *csrClient) cut() {
 
 // dialCSRMany opens n clients, parallel at a time.
 func dialCSRMany(ctx context.Context, base string, n, parallel int, auth map[string]any) ([]*csrClient, error) {
-	out := make([]*csrClient, n)
-	errs := make([]error, n)
-	sem := make(chan struct{}, parallel)
-	var wg sync.WaitGroup
-	for i := range n {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			out[i], errs[i] = dialCSR(ctx, base, auth)
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		for _, c := range out {
+	return dialAll(n, parallel, func() (*csrClient, error) { return dialCSR(ctx, base, auth) }, func(cs []*csrClient) {
+		for _, c := range cs {
 			if c != nil {
 				c.cut()
 			}
 		}
-		return nil, err
-	}
-	return out, nil
+	})
 }
 
 // recoveryMarkdown is the summary table: the median of the reps, with their range.

@@ -140,20 +140,7 @@ func sha1Hex(s string) string {
 // have cached. Writes that failed on a connection error are sent again as Batch does (a repeat of a write that was
 // applied changes nothing).
 func (r *Rueidis) WriteSessions(ctx context.Context, writes []*SessionWrite) {
-	r.writeSessions(ctx, writes)
-	for attempt := range writeRetries {
-		var again []*SessionWrite
-		for _, w := range writes {
-			if retryable(ctx, w.Err) {
-				again = append(again, w)
-			}
-		}
-		if len(again) == 0 || !pause(ctx, attempt) {
-			return
-		}
-		r.writeSessions(ctx, again)
-		writes = again
-	}
+	retryEach(ctx, writes, func(w *SessionWrite) error { return w.Err }, r.writeSessions)
 }
 
 func (r *Rueidis) writeSessions(ctx context.Context, writes []*SessionWrite) {
