@@ -210,6 +210,12 @@ func (cs *crashSetup) stored(t testing.TB, key string) (wire.Session, bool) {
 func (cs *crashSetup) livePid(t *testing.T, sid string, want func(wire.Session) bool) string {
 	t.Helper()
 	var pid string
+	var last wire.Session
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the session of %s, last seen under pid %q: %+v", sid, pid, last)
+		}
+	})
 	waitFor(t, "the session of "+sid+" in Redis", func() bool {
 		if pid == "" {
 			pid = findSession(t, cs.rc, cs.rp.Prefix+":session:", socket.SocketId(sid))
@@ -218,6 +224,7 @@ func (cs *crashSetup) livePid(t *testing.T, sid string, want func(wire.Session) 
 			return false
 		}
 		s, ok := cs.stored(t, cs.key(pid))
+		last = s
 		return ok && (want == nil || want(s))
 	})
 	return pid
@@ -259,6 +266,8 @@ func TestRecoveryAfterKill(t *testing.T) {
 			b, c := cs.nodes[0], cs.nodes[1]
 			x := dialTestClient(t, a.url, clientOpts{query: map[string]string{"rooms": "r1,r2", "data": "d1"}}, "ev")
 			sid := x.Id()
+			// The connection handler ran (the client may get the CONNECT before it does).
+			cs.livePid(t, sid, func(s wire.Session) bool { return sameRooms(s.Rooms, sid, "r1", "r2") })
 			// Later changes: data (captured by the next write), a room joined, a room left.
 			a.do(t, "data %s d2", sid)
 			a.do(t, "join %s r3", sid)
@@ -312,7 +321,7 @@ func TestRecoveryChainOfKills(t *testing.T) {
 			procs := []*serverProcess{cs.start(t, "A"), cs.start(t, "B"), cs.start(t, "C")}
 			x := dialTestClient(t, procs[0].url, clientOpts{query: map[string]string{"rooms": "r0"}}, "ev")
 			sid := x.Id()
-			pid := cs.livePid(t, sid, nil)
+			pid := cs.livePid(t, sid, func(s wire.Session) bool { return sameRooms(s.Rooms, sid, "r0") })
 			d.io.Emit("ev", 1)
 			offset := expectNumbers(t, x, "0-0", 1)
 			want := []string{sid, "r0"}
@@ -441,7 +450,7 @@ func TestRecoveryAfterGracefulStop(t *testing.T) {
 			b := cs.nodes[0]
 			a := cs.start(t, "A")
 			x := dialCSRT(t, a.url, nil, "rooms=r1")
-			b.io.Emit("ev", 1)
+			b.io.To("r1").Emit("ev", 1) // received: the connection handler has run
 			x.waitNumbers(t, "ev", 1)
 			if result, _ := a.close(t); result != "ok" {
 				t.Fatalf("close: %s", result)
