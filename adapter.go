@@ -59,8 +59,9 @@ type Adapter struct {
 		seen atomic.Bool
 	}
 
-	beforeDispatch func()              // tests only: runs before each batch of stream entries is delivered
-	onNewDataSet   func(stream string) // tests only: a reader found that Redis lost the stream's data set
+	beforeDispatch func()                              // tests only: runs before each batch of stream entries is delivered
+	beforeDeliver  atomic.Pointer[func(offset string)] // tests only: runs in each local delivery, before the sockets are visited
+	onNewDataSet   func(stream string)                 // tests only: a reader found that Redis lost the stream's data set
 
 	writeLog, entryLog   rateLimited // failed writes, skipped entries
 	pubsubLog, countLog  rateLimited // skipped PUB/SUB messages, failed server counts

@@ -147,6 +147,7 @@ func (n *nspAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) 
 		}
 		return nil, n.restoreError(err)
 	}
+	n.setFloor(session.Sid, end)
 	p.setEnd(end)
 	n.parent.stats.restored.Add(1)
 	return session, nil
@@ -303,6 +304,51 @@ type pendingSet struct {
 	count atomic.Int32 // fast path: no restore in progress
 	mu    sync.Mutex
 	bySid map[socket.SocketId]*pendingRestore
+
+	// The last entry of each recent restore's replay, by socket, kept pendingLifetime: a broadcast of an entry the
+	// replay held, routed before the restore began (so not excluded) but delivered once the socket is connected (its
+	// delivery was late), is not delivered to that socket again.
+	floors     sync.Map // socket.SocketId -> replayFloor
+	floorCount atomic.Int32
+}
+
+type replayFloor struct {
+	end   string
+	until time.Time
+}
+
+// setFloor records the end of a restored socket's replay, and forgets the floors of restores long past.
+func (n *nspAdapter) setFloor(sid socket.SocketId, end string) {
+	ps := &n.pending
+	now := time.Now()
+	ps.floors.Range(func(k, v any) bool {
+		if now.After(v.(replayFloor).until) {
+			if ps.floors.CompareAndDelete(k, v) {
+				ps.floorCount.Add(-1)
+			}
+		}
+		return true
+	})
+	if _, loaded := ps.floors.Swap(sid, replayFloor{end: end, until: now.Add(pendingLifetime)}); !loaded {
+		ps.floorCount.Add(1)
+	}
+}
+
+func (n *nspAdapter) dropFloor(sid socket.SocketId) {
+	if n.pending.floorCount.Load() > 0 {
+		if _, loaded := n.pending.floors.LoadAndDelete(sid); loaded {
+			n.pending.floorCount.Add(-1)
+		}
+	}
+}
+
+// replayed reports whether the socket id got the stream entry offset in the replay of its restore.
+func (n *nspAdapter) replayed(id socket.SocketId, offset string) bool {
+	if offset == "" || n.pending.floorCount.Load() == 0 {
+		return false
+	}
+	v, ok := n.pending.floors.Load(id)
+	return ok && wire.CompareIDs(offset, v.(replayFloor).end) <= 0
 }
 
 func (n *nspAdapter) addPending(session *socket.Session) *pendingRestore {
@@ -422,6 +468,7 @@ func (n *nspAdapter) AddAll(id socket.SocketId, rooms *types.Set[socket.Room]) {
 // (SessionsLive).
 func (n *nspAdapter) DelAll(id socket.SocketId) {
 	n.Adapter.DelAll(id)
+	n.dropFloor(id)
 	if n.liveMode() {
 		if ls := n.takeLive(id); ls != nil {
 			n.left(ls)
