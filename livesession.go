@@ -527,7 +527,7 @@ func (n *nspAdapter) adopt(ls *liveSession) {
 	st.mu.Unlock()
 	if s, ok := n.Nsp().Sockets().Load(ls.sid); ok {
 		n.parent.stats.superseded.Add(1)
-		s.Disconnect(false)
+		n.closeBefore(s)
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -536,6 +536,30 @@ func (n *nspAdapter) adopt(ls *liveSession) {
 	}
 	st.sessions[k] = ls
 	st.markLocked(ls) // its content replaces the claim's marker at once
+}
+
+// closeBefore closes a socket whose session is being restored on this server, and returns once its cleanup is
+// over: servers/socket removes a socket from its namespace, and its rooms from the adapter, by id, so a cleanup
+// that ran once the new socket took the id would take the new one's place and rooms with it. A socket whose
+// transport is closing already (its server noticed the client leave) closes by itself; one still open (its client
+// came back before its server noticed) is disconnected here. The wait is bounded by RequestsTimeout.
+func (n *nspAdapter) closeBefore(s *socket.Socket) {
+	closed := make(chan struct{})
+	var once sync.Once
+	_ = s.Once("disconnect", func(...any) { once.Do(func() { close(closed) }) })
+	if !s.Connected() {
+		return
+	}
+	if s.Conn().ReadyState() == "open" {
+		s.Disconnect(false)
+	}
+	t := time.NewTimer(n.opts().RequestsTimeout)
+	defer t.Stop()
+	select {
+	case <-closed:
+	case <-t.C:
+		n.parent.log.Warn("redisstreams: a restored session's former socket is still closing", "nsp", n.name, "sid", s.Id())
+	}
 }
 
 // left is called when a socket left without PersistSession: for good, or (a restored socket that never connected)

@@ -160,10 +160,14 @@ func waitSocket(t *testing.T, n *node, sid string) *socket.Socket {
 	return s
 }
 
-// Two restores of one session at the same time, on two servers: one gets it, the other a fresh session.
+// Two restores of one session at the same time, on two servers: the claims are atomic, so either one gets the
+// session and the other a fresh one, or (when the second claim comes once the first restore wrote the session back)
+// the second takes it over, as a client coming back again would, and the first socket is closed. Either way, in
+// the end one socket holds the session.
 func TestRecoveryConcurrentRestores(t *testing.T) {
-	cs := newCrashSetup(t, configs[0], 2, recoveryProcess{})
+	cs := newCrashSetup(t, configs[0], 2, recoveryProcess{Refresh: 300 * time.Millisecond})
 	a, b := cs.nodes[0], cs.nodes[1]
+	takeovers := 0
 	for round := range 10 {
 		x := dialCSRT(t, a.url, nil, "")
 		a.io.To(socket.Room(x.sid)).Emit("ev", round)
@@ -188,10 +192,29 @@ func TestRecoveryConcurrentRestores(t *testing.T) {
 		if got[0] == nil || got[1] == nil {
 			t.FailNow()
 		}
-		if recovered := (got[0].sid == x.sid) != (got[1].sid == x.sid); !recovered {
-			t.Fatalf("round %d: %s and %s for the session of %s: want exactly one recovery; stats %+v %+v", round, got[0].sid, got[1].sid, x.sid, a.adapter.Stats(), b.adapter.Stats())
+		recovered := 0
+		for _, c := range got {
+			if c.sid == x.sid {
+				recovered++
+			}
 		}
+		switch {
+		case recovered == 0:
+			t.Fatalf("round %d: neither restore got the session of %s", round, x.sid)
+		case recovered == 2:
+			takeovers++
+		}
+		waitFor(t, "one socket to hold the session", func() bool {
+			held := 0
+			for _, n := range []*node{a, b} {
+				if s, ok := n.io.Of("/", nil).Sockets().Load(socket.SocketId(x.sid)); ok && s.Connected() {
+					held++
+				}
+			}
+			return held == 1
+		})
 	}
+	t.Logf("10 rounds: %d with one restore taking over from the other", takeovers)
 }
 
 // A reconnection before the client received any event with an offset cannot be recovered: socket.io-client then
