@@ -31,8 +31,12 @@ const (
 	aclShardedPubSub = "&socket.io#* +spublish +ssubscribe +sunsubscribe +pubsub|shardnumsub"
 	// rueidis leaves sharded channels by closing the connection, without SUNSUBSCRIBE.
 	aclShardedPubSubRueidis = "&socket.io#* +spublish +ssubscribe +pubsub|shardnumsub"
-	// aclRecovery: sessions (default SessionKeyPrefix) and the replay of missed packets.
-	aclRecovery = "~sio:session:* +getdel +xrange +xrevrange"
+	// aclRecovery: sessions (default SessionKeyPrefix) and the replay of missed packets. Sessions of connected
+	// sockets (SessionsLive, the default) are written and claimed by scripts (EVALSHA, and EVAL when Redis does not
+	// have them cached), which run GET, SET and DEL with the user's rights.
+	aclRecovery = "~sio:session:* +evalsha +eval +get +set +del +xrange +xrevrange"
+	// aclRecoveryOnDisconnect: the same with Options.Sessions = SessionsOnDisconnect (Node's commands).
+	aclRecoveryOnDisconnect = "~sio:session:* +getdel +xrange +xrevrange"
 	// aclPing: go-redis pings an idle subscription (every few seconds), rueidis pings idle connections, and
 	// Adapter.Ping is a readiness check.
 	aclPing = "+ping"
@@ -62,6 +66,7 @@ var aclModes = []aclMode{
 	{name: "go-redis-standalone-recovery", recovery: true, rules: aclRules(aclPing, aclStreams, aclPubSub, aclRecovery)},
 	{name: "go-redis-cluster-recovery", cluster: true, recovery: true, rules: aclRules(aclPing, aclGoRedisCluster, aclStreams, aclPubSub, aclRecovery)},
 	{name: "go-redis-sharded-recovery", cluster: true, recovery: true, opts: Options{UseShardedPubSub: true}, rules: aclRules(aclPing, aclGoRedisCluster, aclStreams, aclShardedPubSub, aclRecovery)},
+	{name: "go-redis-standalone-recovery-ondisconnect", recovery: true, opts: Options{Sessions: SessionsOnDisconnect}, rules: aclRules(aclPing, aclStreams, aclPubSub, aclRecoveryOnDisconnect)},
 	{name: "go-redis-streamsonly-recovery", recovery: true, opts: Options{StreamsOnly: true}, rules: aclRules(aclPing, aclStreams, aclRecovery)},
 	{name: "rueidis-standalone", family: familyRueidis, rules: aclRules(aclPing, aclRueidis, aclStreams, aclPubSub)},
 	{name: "rueidis-standalone-recovery", family: familyRueidis, recovery: true, rules: aclRules(aclPing, aclRueidis, aclStreams, aclPubSub, aclRecovery)},
@@ -186,6 +191,25 @@ func opsTraffic(t *testing.T, adapters []*Adapter, recovery bool, admin redis.Un
 	if args := c2.expect(t, "test"); args[0] != "missed" {
 		t.Fatalf("recovered client got %v, want the missed packet", args)
 	}
+	// A socket that leaves for good takes its session with it (SessionsLive: a DEL). The client is a raw one that
+	// does not close its connection on DISCONNECT: a client that does races the server's own close
+	// (servers/socket v3.0.6 then runs a "transport close" that persists the session, as it may).
+	if nodes[1].adapter.opts.Sessions != SessionsLive {
+		return
+	}
+	before := len(nodes[1].socketsOf("/"))
+	dialCounter(t, nodes[1].url, "test")
+	waitFor(t, "the raw client's socket", func() bool { return len(nodes[1].socketsOf("/")) > before })
+	s := nodes[1].socketsOf("/")[before]
+	var livePid string
+	waitFor(t, "the session of a connected socket", func() bool {
+		livePid = findSession(t, admin, nodes[1].adapter.opts.SessionKeyPrefix, s.Id())
+		return livePid != ""
+	})
+	s.Disconnect(false)
+	waitFor(t, "the session of a socket that left to be deleted", func() bool {
+		return admin.Exists(t.Context(), nodes[1].adapter.opts.SessionKeyPrefix+livePid).Val() == 0
+	})
 }
 
 func forEachNode(t *testing.T, rc redis.UniversalClient, f func(context.Context, *redis.Client) error) {

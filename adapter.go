@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
@@ -42,8 +43,17 @@ type Adapter struct {
 	readerMu    sync.Mutex
 	readerConns map[string]rdb.Reader
 
-	beforeDispatch func()              // tests only: runs before each batch of stream entries is delivered
-	onNewDataSet   func(stream string) // tests only: a reader found that Redis lost the stream's data set
+	stop chan struct{} // closed by Close: ends the session writer
+
+	sessions   *sessionStore // connection state recovery sessions of connected sockets (SessionsLive)
+	pidMissing struct {      // sockets' private session ids cannot be read (see socketPid)
+		once sync.Once
+		seen atomic.Bool
+	}
+
+	beforeDispatch func()                              // tests only: runs before each batch of stream entries is delivered
+	beforeDeliver  atomic.Pointer[func(offset string)] // tests only: runs in each local delivery, before the sockets are visited
+	onNewDataSet   func(stream string)                 // tests only: a reader found that Redis lost the stream's data set
 
 	writeLog, entryLog   rateLimited // failed writes, skipped entries
 	pubsubLog, countLog  rateLimited // skipped PUB/SUB messages, failed server counts
@@ -103,6 +113,9 @@ func newAdapter(client rdb.Client, opts Options) *Adapter {
 	a.pub.observer = opts.Observer // read by the publisher's goroutine only after the first write was queued
 	a.answers = newWorkers(opts.ReceiveWorkers, &a.wg)
 	a.callbacks = newWorkers(opts.ReceiveWorkers, &a.wg)
+	a.stop = make(chan struct{})
+	a.sessions = newSessionStore(a)
+	a.wg.Go(func() { a.sessions.run(a.stop) })
 	if opts.StreamsOnly {
 		a.layout = newStreamsLayout(a)
 	} else {
@@ -145,6 +158,7 @@ func (a *Adapter) Close(ctx context.Context) error {
 	// Refuse new work before waiting for the goroutines: nothing can be added to what Close waits for.
 	a.answers.close()
 	a.callbacks.close()
+	close(a.stop) // the session writer writes what it holds, then ends
 	errs = append(errs, a.layout.close(), a.pub.close(ctx))
 	a.mu.Lock()
 	for _, r := range a.readers {
@@ -334,3 +348,15 @@ func randomID() string {
 }
 
 func channelName(prefix, nsp string, uid string) string { return wire.ChannelName(prefix, nsp, uid) }
+
+// goSafe runs f on a goroutine that Close waits for, unless Close has begun: then f does not run, and goSafe
+// returns false. Nothing can be added to what Close waits for once it waits.
+func (a *Adapter) goSafe(f func()) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return false
+	}
+	a.wg.Go(f)
+	return true
+}

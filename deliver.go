@@ -33,6 +33,12 @@ func (n *nspAdapter) rawEncoding() bool {
 
 // deliverPacket delivers a decoded packet to the local sockets opts selects.
 func (n *nspAdapter) deliverPacket(packet *parser.Packet, opts *socket.BroadcastOptions) {
+	n.deliverPacketAt(packet, opts, "")
+}
+
+// deliverPacketAt is deliverPacket for a packet that carries the offset of its stream entry ("" when none): a
+// restored socket that got that entry in its replay does not get it again (see replayed).
+func (n *nspAdapter) deliverPacketAt(packet *parser.Packet, opts *socket.BroadcastOptions, offset string) {
 	var rooms, except []socket.Room
 	if opts != nil {
 		if opts.Rooms != nil {
@@ -43,14 +49,14 @@ func (n *nspAdapter) deliverPacket(packet *parser.Packet, opts *socket.Broadcast
 		}
 	}
 	flags := flagsOf(opts)
-	n.deliverPacketTo(packet, rooms, except, flags.Volatile, flags.Compress)
+	n.deliverPacketTo(packet, rooms, except, flags.Volatile, flags.Compress, offset)
 }
 
-// deliverPacketTo delivers a decoded packet to the local sockets in any of rooms (all when empty) and in none of
-// except.
-func (n *nspAdapter) deliverPacketTo(packet *parser.Packet, rooms, except []socket.Room, volatile bool, compress *bool) {
+// deliverPacketTo delivers a decoded packet (of the stream entry offset, or "") to the local sockets in any of
+// rooms (all when empty) and in none of except.
+func (n *nspAdapter) deliverPacketTo(packet *parser.Packet, rooms, except []socket.Room, volatile bool, compress *bool, offset string) {
 	packet.Nsp = n.name
-	d := delivery{n: n, packet: packet, volatile: volatile, compress: compress}
+	d := delivery{n: n, packet: packet, volatile: volatile, compress: compress, offset: offset}
 	n.forEachSocket(rooms, except, &d)
 }
 
@@ -61,27 +67,32 @@ func (n *nspAdapter) deliverOwn(packet *parser.Packet, msg *wire.Message, flags 
 	rooms, except := toRooms(msg.Opts.Rooms), toRooms(msg.Opts.Except)
 	args := msg.PlainArgs()
 	_, isArray := packet.Data.([]any)
+	var offset string
+	if data, ok := packet.Data.([]any); ok && len(data) == len(msg.Packet.Data)+1 { // the offset, appended after XADD
+		if o, ok := data[len(data)-1].(string); ok && wire.IsStreamID(o) {
+			offset = o
+		}
+	}
 	if len(args) < 3 || !isArray || packet.Type != parser.EVENT || packet.Id != nil || !n.rawEncoding() {
-		n.deliverPacketTo(packet, rooms, except, flags.Volatile, flags.Compress)
+		n.deliverPacketTo(packet, rooms, except, flags.Volatile, flags.Compress, offset)
 		return
 	}
-	if data, ok := packet.Data.([]any); ok && len(data) > len(msg.Packet.Data) { // the offset, appended after XADD
-		offset, ok := data[len(data)-1].(string)
-		if !ok || len(data) != len(msg.Packet.Data)+1 || !wire.IsStreamID(offset) {
-			n.deliverPacketTo(packet, rooms, except, flags.Volatile, flags.Compress)
+	if data, ok := packet.Data.([]any); ok && len(data) > len(msg.Packet.Data) {
+		if offset == "" {
+			n.deliverPacketTo(packet, rooms, except, flags.Volatile, flags.Compress, "")
 			return
 		}
 		args = args[:len(args)-1] + `,"` + offset + `"]`
 	}
 	packet.Nsp = n.name
-	d := delivery{n: n, packet: packet, raw: args, volatile: flags.Volatile, compress: flags.Compress}
+	d := delivery{n: n, packet: packet, raw: args, volatile: flags.Volatile, compress: flags.Compress, offset: offset}
 	n.forEachSocket(rooms, except, &d)
 }
 
 // deliverRaw delivers an EVENT packet whose arguments are the JSON text data (an array, event name first, checked
 // by wire.ScanBroadcast), without decoding them unless an outgoing-packet listener needs the packet.
-func (n *nspAdapter) deliverRaw(data string, o *wire.Options) {
-	d := delivery{n: n, raw: data, volatile: o.Flags.Volatile, compress: o.Flags.Compress}
+func (n *nspAdapter) deliverRaw(data string, o *wire.Options, offset string) {
+	d := delivery{n: n, raw: data, volatile: o.Flags.Volatile, compress: o.Flags.Compress, offset: offset}
 	n.forEachSocket(toRooms(o.Rooms), toRooms(o.Except), &d)
 }
 
@@ -93,6 +104,7 @@ type delivery struct {
 	raw      string         // raw path: the JSON text of the arguments
 	volatile bool
 	compress *bool
+	offset   string // of the stream entry, when it carries one (connection state recovery)
 
 	encoded   []types.BufferInterface
 	writeOpts *socket.WriteOptions
@@ -140,19 +152,25 @@ func (d *delivery) send(s *socket.Socket) {
 }
 
 // forEachSocket calls d.send for every connected local socket in any of rooms (every socket when there is none)
-// and in none of except, once each: the in-memory adapter's apply.
+// and in none of except, once each: the in-memory adapter's apply. A socket is excluded by its own room even before
+// it has joined it (a socket being restored, for which routePending holds the packet), and a restored socket does
+// not get an entry its replay held (replayed).
 func (n *nspAdapter) forEachSocket(rooms, except []socket.Room, d *delivery) {
 	roomIndex := n.Adapter.Rooms()
 	var excluded map[socket.SocketId]struct{}
 	for _, room := range except {
+		if excluded == nil {
+			excluded = map[socket.SocketId]struct{}{}
+		}
+		excluded[socket.SocketId(room)] = struct{}{}
 		if ids, ok := roomIndex.Load(room); ok {
-			if excluded == nil {
-				excluded = map[socket.SocketId]struct{}{}
-			}
 			for _, id := range ids.Keys() {
 				excluded[id] = struct{}{}
 			}
 		}
+	}
+	if h := n.parent.beforeDeliver.Load(); h != nil {
+		(*h)(d.offset)
 	}
 	sockets := n.Nsp().Sockets()
 	visit := func(id socket.SocketId) bool {
@@ -163,7 +181,7 @@ func (n *nspAdapter) forEachSocket(rooms, except []socket.Room, d *delivery) {
 		if !ok {
 			return false
 		}
-		if s.Connected() {
+		if s.Connected() && !n.replayed(id, d.offset) {
 			d.send(s)
 		}
 		return true
@@ -219,6 +237,6 @@ func (n *nspAdapter) onRawBroadcast(uid string, rb *wire.RawBroadcast, offset st
 	}
 	n.parent.layout.heard(n, uid, wire.Broadcast)
 	n.rawBroadcasts.Add(1)
-	n.deliverRaw(data, &rb.Opts)
+	n.deliverRaw(data, &rb.Opts, offset)
 	return true
 }

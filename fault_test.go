@@ -2,6 +2,7 @@ package redisstreams
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"strconv"
@@ -726,5 +727,114 @@ func stopThenRestart(t *testing.T, srv *redistest.Server) func() {
 		if err := srv.Restart(); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// A server process is SIGKILLed while another server broadcasts numbered events at a steady rate to every client:
+// the killed server's clients (raw clients doing what socket.io-client does) reconnect at once, spread over the
+// two survivors, with their pid and last offset, while the broadcasts go on. Each resumes its session and ends up
+// with every number exactly once: those before the kill on the old connection, the ones it missed replayed, the rest
+// live.
+func TestFaultServerKilled(t *testing.T) {
+	requireRedis(t)
+	if testing.Short() {
+		t.Skip("fault test: a server process killed under traffic")
+	}
+	cs := newCrashSetup(t, configs[0], 2, recoveryProcess{Refresh: time.Second})
+	b, c := cs.nodes[0], cs.nodes[1]
+	a := cs.start(t, "A")
+	var olds []*csrClient
+	for range 40 {
+		olds = append(olds, dialCSRT(t, a.url, nil, ""))
+	}
+	for _, x := range olds {
+		cs.livePid(t, x.sid, nil)
+	}
+	resumeUnderTraffic(t, b, olds, func() { a.kill(t) }, b, c)
+}
+
+// resumeUnderTraffic has pub emit numbered "seq" broadcasts to everyone at 500/s on an absolute schedule; once each
+// client of olds has a number (an offset) and one more second passed, lose cuts them off (all at once); they come
+// back at once, with their pid and last offset, on targets in turn, while the broadcasts go on for 2 s more. Each
+// must resume its session and have every number exactly once, old and new connections together.
+func resumeUnderTraffic(t *testing.T, pub *node, olds []*csrClient, lose func(), targets ...*node) {
+	t.Helper()
+	const rate = 500
+	var sent atomic.Int64
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		start := time.Now()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			due := int64(time.Since(start).Seconds() * rate)
+			for n := sent.Load(); n < due; n++ {
+				pub.io.Emit("seq", n)
+				sent.Store(n + 1)
+			}
+		}
+	}()
+	for _, x := range olds { // each has an offset (without one, no client can recover: docs/recovery.md)
+		x.waitNumbers(t, "seq", 1)
+	}
+	time.Sleep(time.Second) // more traffic first (a schedule)
+	lose()
+	atLoss := sent.Load()
+	news := make([]*csrClient, len(olds))
+	var wg sync.WaitGroup
+	for i, x := range olds {
+		wg.Go(func() {
+			<-x.done // its connection is gone
+			n, err := dialCSR(targets[i%len(targets)].url, x.state(), "")
+			if err != nil {
+				t.Errorf("client %d: %v", i, err)
+				return
+			}
+			t.Cleanup(n.cut)
+			news[i] = n
+		})
+	}
+	wg.Wait()
+	time.Sleep(2 * time.Second) // traffic after the recoveries
+	close(stop)
+	<-done
+	total := sent.Load()
+	if t.Failed() {
+		return
+	}
+	missed := 0
+	for i, x := range olds {
+		n := news[i]
+		if n.sid != x.sid {
+			t.Fatalf("client %d: new id %s, want %s (not recovered)", i, n.sid, x.sid)
+		}
+		before := x.numbers("seq")
+		got := append(before, n.waitNumbers(t, "seq", int(total)-len(before))...)
+		for j, v := range got {
+			if v != int64(j) {
+				t.Fatalf("client %d: number %d at index %d (received %d on its first connection, %d after): %v", i, v, j,
+					len(before), len(got)-len(before), got[max(0, j-3):min(len(got), j+3)])
+			}
+		}
+		if len(got) != int(total) {
+			t.Fatalf("client %d: %d numbers, want %d", i, len(got), total)
+		}
+		missed += int(atLoss) - len(before)
+		if err := errors.Join(x.failure(), n.failure()); err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+	}
+	var restored uint64
+	for _, n := range targets {
+		restored += n.adapter.Stats().Restored
+	}
+	t.Logf("%d broadcasts at %d/s; %d clients resumed at once (%d restores), each with all %d numbers once; %d broadcasts were sent before the loss and not yet received (on average %.1f per client)",
+		total, rate, len(olds), restored, total, missed, float64(missed)/float64(len(olds)))
+	if restored != uint64(len(olds)) {
+		t.Fatalf("%d restores, want %d", restored, len(olds))
 	}
 }

@@ -349,11 +349,22 @@ type clientOpts struct {
 // adapter.
 func (n *node) connect(t *testing.T, co clientOpts, events ...string) *testClient {
 	t.Helper()
+	c := dialTestClient(t, n.url, co, events...)
+	var err error
+	if c.server, err = siotest.ServerSocket(n.conn, c.Id(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// dialTestClient opens a websocket client to the server at url (see connect), recording events.
+func dialTestClient(t *testing.T, url string, co clientOpts, events ...string) *testClient {
+	t.Helper()
 	if co.nsp == "" {
 		co.nsp = "/"
 	}
 	var c *testClient
-	s, err := siotest.Dial(siotest.WithQuery(n.url+co.nsp, co.query), co.auth, 3*time.Second, 3, func(s *client.Socket) {
+	s, err := siotest.Dial(siotest.WithQuery(url+co.nsp, co.query), co.auth, 3*time.Second, 3, func(s *client.Socket) {
 		tc := &testClient{Socket: s, events: make(chan event, 1024)}
 		// A recovered session's missed packets are sent before the CONNECT packet, and this client passes them on
 		// before "connect": they go to early (for next), without blocking, so that any number of them cannot
@@ -382,9 +393,6 @@ func (n *node) connect(t *testing.T, co clientOpts, events ...string) *testClien
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Disconnect() })
-	if c.server, err = siotest.ServerSocket(n.conn, s.Id(), 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
 	return c
 }
 

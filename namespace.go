@@ -148,7 +148,7 @@ func (n *nspAdapter) Broadcast(packet *parser.Packet, opts *socket.BroadcastOpti
 			data = append(data, offset)
 			packet.Data = data
 			if routed := n.routePending(offset, false, data, msg.Opts, opts); routed != opts {
-				n.deliverPacket(packet, routed)
+				n.deliverPacketAt(packet, routed, offset)
 				return
 			}
 		}
@@ -298,12 +298,14 @@ func (n *nspAdapter) onMessage(msg *wire.Message) {
 func (n *nspAdapter) onBroadcast(msg *wire.Message) {
 	packet := localPacket(msg.Packet)
 	opts := localOptions(msg.Opts)
+	var offset string
 	if n.recovery && msg.Offset != "" && recoverable(msg.Packet.Type, msg.Packet.ID, msg.Opts.Flags.Volatile) {
-		data := append(packet.Data.([]any), msg.Offset)
+		offset = msg.Offset
+		data := append(packet.Data.([]any), offset)
 		packet.Data = data
-		opts = n.routePending(msg.Offset, true, data, msg.Opts, opts)
+		opts = n.routePending(offset, true, data, msg.Opts, opts)
 	}
-	n.deliverPacket(packet, opts)
+	n.deliverPacketAt(packet, opts, offset)
 }
 
 // readBinaryArgs replaces top-level io.Reader arguments with their bytes, so that the same bytes go to Redis and

@@ -20,6 +20,7 @@ const (
 	DefaultSessionKeyPrefix = wire.DefaultSessionKeyPrefix
 	DefaultRequestsTimeout  = wire.DefaultRequestsTimeout
 	DefaultMaxBatch         = 512
+	DefaultSessionRefresh   = 30 * time.Second
 	// Outage holding (not in Node, which drops every write Redis refuses): enough for 60 s at 1,000
 	// broadcasts/s of 1 KiB.
 	DefaultMaxOutage    = 60 * time.Second
@@ -62,6 +63,17 @@ type Options struct {
 
 	// SessionKeyPrefix prefixes the connection state recovery session keys. Default "sio:session:".
 	SessionKeyPrefix string
+
+	// Sessions selects when connection state recovery sessions are written to Redis. Default SessionsLive: while a
+	// socket is connected its session is in Redis, so that its client recovers on another server after its own
+	// server crashed. SessionsOnDisconnect writes it only when the socket disconnects, as Node does. See the
+	// README, Connection state recovery, for the cost of each.
+	Sessions SessionMode
+
+	// SessionRefresh (SessionsLive only) is how often the session of a connected socket is written again, with its
+	// data as it is then; the key's TTL is the recovery window + SessionRefresh + RequestsTimeout, so that after
+	// a crash it lasts at least the recovery window. Default 30s.
+	SessionRefresh time.Duration
 
 	// OnlyPlaintext skips binary detection and always encodes stream data as JSON, as Node's option does (binary
 	// arguments then travel as base64 strings). Default false.
@@ -137,6 +149,31 @@ type Options struct {
 	Observer Observer
 }
 
+// SessionMode selects when connection state recovery sessions are written (Options.Sessions).
+type SessionMode int
+
+const (
+	// SessionsLive keeps the session of every connected socket in Redis: written when it connects, again after a
+	// burst of room changes and every SessionRefresh, and a last time when it disconnects (removed when it leaves
+	// for good). Writes are fenced (Lua scripts, EVALSHA): a server whose client recovered elsewhere cannot write
+	// the session back. A client of a crashed server recovers on any other server.
+	SessionsLive SessionMode = iota
+	// SessionsOnDisconnect writes a session only when its socket disconnects (SET PX) and restores it with GETDEL,
+	// the commands Node uses: no write per connect or room change, no script, but the clients of a server that
+	// crashed get fresh sessions.
+	SessionsOnDisconnect
+)
+
+func (m SessionMode) String() string {
+	switch m {
+	case SessionsLive:
+		return "SessionsLive"
+	case SessionsOnDisconnect:
+		return "SessionsOnDisconnect"
+	}
+	return fmt.Sprintf("SessionMode(%d)", int(m))
+}
+
 var discardLogger = slog.New(slog.DiscardHandler)
 
 func (o Options) withDefaults() Options {
@@ -166,6 +203,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBatch == 0 {
 		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.SessionRefresh == 0 {
+		o.SessionRefresh = DefaultSessionRefresh
 	}
 	if o.MaxOutage == 0 {
 		o.MaxOutage = DefaultMaxOutage
@@ -225,6 +265,10 @@ func (o Options) validate() error {
 		return fmt.Errorf("redisstreams: Options.MaxBatch must be >= 1, got %d", o.MaxBatch)
 	case o.ReceiveWorkers < 0:
 		return fmt.Errorf("redisstreams: Options.ReceiveWorkers must be >= 1, got %d", o.ReceiveWorkers)
+	case o.Sessions != SessionsLive && o.Sessions != SessionsOnDisconnect:
+		return fmt.Errorf("redisstreams: Options.Sessions: unknown mode %d", o.Sessions)
+	case o.SessionRefresh < 0 || o.SessionRefresh > 0 && o.SessionRefresh < 100*time.Millisecond:
+		return fmt.Errorf("redisstreams: Options.SessionRefresh must be at least 100ms, got %v", o.SessionRefresh)
 	}
 	return nil
 }

@@ -24,7 +24,7 @@ import (
 // again as TestHelperServerProcess, one Socket.IO server with its adapter per process, driven over stdin and
 // stdout by lines. The Redis address goes in helperAddrEnv, which also keeps TestMain from starting Redis.
 const (
-	helperRoleEnv    = "REDISSTREAMS_HELPER_ROLE"   // "publisher" or "receiver"
+	helperRoleEnv    = "REDISSTREAMS_HELPER_ROLE"   // "publisher", "receiver", or "recovery" (recoveryServerMain)
 	helperFamilyEnv  = "REDISSTREAMS_HELPER_FAMILY" // familyGoRedis or familyRueidis
 	helperMaxLenEnv  = "REDISSTREAMS_HELPER_MAXLEN" // Options.MaxLen
 	helperReadEnv    = "REDISSTREAMS_HELPER_READ"   // Options.ReadCount
@@ -46,6 +46,10 @@ func TestHelperServerProcess(t *testing.T) {
 	if addr == "" || role == "" {
 		t.Skip("server process of the multi-process fault tests")
 	}
+	if role == "recovery" {
+		recoveryServerMain(t, addr)
+		return
+	}
 	atoi := func(env string) int64 {
 		n, err := strconv.ParseInt(os.Getenv(env), 10, 64)
 		if err != nil {
@@ -53,12 +57,7 @@ func TestHelperServerProcess(t *testing.T) {
 		}
 		return n
 	}
-	var out sync.Mutex
-	say := func(format string, args ...any) {
-		out.Lock()
-		defer out.Unlock()
-		fmt.Printf(helperOutputMark+format+"\n", args...)
-	}
+	say := helperSay
 	prefix := os.Getenv(helperStreamEnv)
 	a, _, err := config{family: os.Getenv(helperFamilyEnv)}.newAdapterOn(t, []string{addr}, Options{StreamName: prefix,
 		ChannelPrefix: prefix, MaxLen: atoi(helperMaxLenEnv), ReadCount: atoi(helperReadEnv), BlockTime: time.Second,
@@ -87,15 +86,7 @@ func TestHelperServerProcess(t *testing.T) {
 	}
 	say("ready %s", srv.URL)
 
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		f := strings.Fields(in.Text())
-		if len(f) == 0 {
-			continue
-		}
-		if f[0] == "quit" {
-			break
-		}
+	helperCommands(func(f []string, line string) {
 		switch {
 		case f[0] == "stats":
 			say("stats %s", stats())
@@ -114,9 +105,40 @@ func TestHelperServerProcess(t *testing.T) {
 			}
 			say("emitted %d", n)
 		default:
-			t.Errorf("unknown command %q", in.Text())
+			t.Errorf("unknown command %q", line)
 		}
+	})
+	closeHelper(t, server, srv, a)
+}
+
+// helperCommands passes each command line of a helper process's stdin, split in fields, to handle, until "quit" or
+// the end of stdin.
+func helperCommands(handle func(fields []string, line string)) {
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		f := strings.Fields(in.Text())
+		if len(f) == 0 {
+			continue
+		}
+		if f[0] == "quit" {
+			return
+		}
+		handle(f, in.Text())
 	}
+}
+
+var helperOut sync.Mutex
+
+// helperSay prints a line of a helper process's protocol.
+func helperSay(format string, args ...any) {
+	helperOut.Lock()
+	defer helperOut.Unlock()
+	fmt.Printf(helperOutputMark+format+"\n", args...)
+}
+
+// closeHelper closes a helper process's server, its HTTP server and its adapter, and says "closed <error or ok>"
+// and the final stats.
+func closeHelper(t *testing.T, server *socket.Server, srv *httptest.Server, a *Adapter) {
 	done := make(chan struct{})
 	server.Close(func(error) { close(done) })
 	select {
@@ -131,8 +153,9 @@ func TestHelperServerProcess(t *testing.T) {
 	if err := a.Close(ctx); err != nil {
 		result = err.Error()
 	}
-	say("closed %s", result)
-	say("stats %s", stats())
+	helperSay("closed %s", result)
+	b, _ := json.Marshal(a.Stats())
+	helperSay("stats %s", b)
 }
 
 // serverProcess is a running TestHelperServerProcess.
@@ -147,6 +170,19 @@ type serverProcess struct {
 	mu     sync.Mutex
 	stderr bytes.Buffer
 	other  []string // stdout lines outside the protocol (the test framework's)
+	killed bool     // by kill: its exit is no failure
+}
+
+// kill sends SIGKILL to the process and waits until it has exited: a crash, with nothing closed or flushed.
+func (p *serverProcess) kill(t *testing.T) {
+	t.Helper()
+	p.mu.Lock()
+	p.killed = true
+	p.mu.Unlock()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatalf("%s: kill: %v", p.name, err)
+	}
+	<-p.exited
 }
 
 // startServerProcess starts a server process and waits until it is ready. Cleanup makes it close (and fails the
@@ -193,8 +229,11 @@ func startServerProcess(t *testing.T, name string, env ...string) *serverProcess
 			<-p.exited
 			t.Errorf("%s did not exit after closing; killed", p.name)
 		}
-		if waitErr != nil || t.Failed() || testing.Verbose() {
-			if waitErr != nil {
+		p.mu.Lock()
+		killed := p.killed
+		p.mu.Unlock()
+		if waitErr != nil && !killed || t.Failed() || testing.Verbose() {
+			if waitErr != nil && !killed {
 				t.Errorf("%s exited: %v", p.name, waitErr)
 			}
 			t.Logf("%s: stdout %q; stderr:\n%s", p.name, p.otherLines(), p.stderrTail(4000))

@@ -58,11 +58,12 @@ func offsetOf(t testing.TB, args []any) string {
 }
 
 // drop cuts a client's connection the way a network failure would, and returns its private session id once the
-// server has persisted the session.
+// server has noticed (and persisted the session).
 func drop(t *testing.T, cfg config, n *node, c *testClient) string {
 	t.Helper()
 	sid := c.server.Id()
 	c.Io().Engine().Close()
+	waitFor(t, "the server to notice the drop", func() bool { return !c.server.Connected() })
 	rc := cfg.newClient(t)
 	prefix := n.adapter.opts.SessionKeyPrefix
 	var pid string
@@ -74,26 +75,7 @@ func drop(t *testing.T, cfg config, n *node, c *testClient) string {
 }
 
 func findSession(t testing.TB, rc redis.UniversalClient, prefix string, sid socket.SocketId) string {
-	var keys []string
-	scan := func(ctx context.Context, c *redis.Client) error {
-		it := c.Scan(ctx, 0, prefix+"*", 100).Iterator()
-		for it.Next(ctx) {
-			keys = append(keys, it.Val())
-		}
-		return it.Err()
-	}
-	var mu sync.Mutex
-	switch c := rc.(type) {
-	case *redis.ClusterClient:
-		_ = c.ForEachMaster(t.Context(), func(ctx context.Context, node *redis.Client) error {
-			mu.Lock()
-			defer mu.Unlock()
-			return scan(ctx, node)
-		})
-	case *redis.Client:
-		_ = scan(t.Context(), c)
-	}
-	for _, k := range keys {
+	for _, k := range sessionKeys(t, rc, prefix) {
 		raw, err := rc.Get(t.Context(), k).Result()
 		if err != nil {
 			continue
@@ -103,6 +85,28 @@ func findSession(t testing.TB, rc redis.UniversalClient, prefix string, sid sock
 		}
 	}
 	return ""
+}
+
+// sessionKeys returns the keys that start with prefix, on every master.
+func sessionKeys(t testing.TB, rc redis.UniversalClient, prefix string) []string {
+	var mu sync.Mutex
+	var keys []string
+	scan := func(ctx context.Context, c *redis.Client) error {
+		it := c.Scan(ctx, 0, prefix+"*", 100).Iterator()
+		for it.Next(ctx) {
+			mu.Lock()
+			keys = append(keys, it.Val())
+			mu.Unlock()
+		}
+		return it.Err()
+	}
+	switch c := rc.(type) {
+	case *redis.ClusterClient:
+		_ = c.ForEachMaster(t.Context(), scan)
+	case *redis.Client:
+		_ = scan(t.Context(), c)
+	}
+	return keys
 }
 
 // reconnect opens a new client with the previous session's pid and offset, as socket.io-client does.

@@ -24,8 +24,13 @@ const restorePageSize = 1000
 // milliseconds of its restore; the record then only filters duplicates until the reader has passed the scan).
 const pendingLifetime = 30 * time.Second
 
-// PersistSession implements socket.Adapter: SET <prefix><pid> base64(msgpack{sid,pid,rooms,data}) PX <duration>,
-// byte-compatible with Node. The write is synchronous so that a reconnection to another server finds it.
+// PersistSession implements socket.Adapter; the server calls it when a socket disconnects for a reason its client
+// may come back from. The write is synchronous (bounded by RequestsTimeout) so that a reconnection to another
+// server finds it.
+//
+// SessionsOnDisconnect: SET <prefix><pid> base64(msgpack{sid,pid,rooms,data}) PX <window>, byte-compatible with
+// Node. SessionsLive: the same with the socket's owner in front, fenced (see livesession.go): a socket whose
+// session was restored elsewhere meanwhile writes nothing.
 func (n *nspAdapter) PersistSession(session *socket.SessionToPersist) {
 	if session == nil {
 		return
@@ -34,32 +39,51 @@ func (n *nspAdapter) PersistSession(session *socket.SessionToPersist) {
 	if session.Rooms != nil {
 		rooms = roomStrings(session.Rooms.Keys())
 	}
-	stored, err := wire.EncodeSession(wire.Session{Sid: string(session.Sid), Pid: string(session.Pid), Rooms: rooms,
-		Data: session.Data})
+	stored := wire.Session{Sid: string(session.Sid), Pid: string(session.Pid), Rooms: rooms, Data: session.Data}
+	var ls *liveSession
+	if n.liveMode() {
+		if ls = n.takeLive(session.Sid); ls == nil {
+			if !n.parent.pidMissing.seen.Load() {
+				// Every socket is registered when it connects, so its session was finished already: this is a
+				// second close of the socket (servers/socket v3.0.6 runs a transport close that overlaps a
+				// server-side disconnect), which would write back, without rooms, the session of a socket that
+				// left for good.
+				return
+			}
+			ls = n.newLiveSession(session.Sid, string(session.Pid), false) // never registered (see touch)
+		}
+		if ls.superseded {
+			return // restored elsewhere: the session is no longer this socket's
+		}
+		stored.Owner = ls.owner
+	}
+	value, err := wire.EncodeSession(stored)
 	if err != nil {
 		n.parent.stats.sessionErrors.Add(1)
 		n.parent.log.Error("redisstreams: cannot encode session", "nsp", n.name, "sid", session.Sid, "err", err)
 		return
 	}
-	ttl := n.ttl
-	if ttl <= 0 {
-		ttl = time.Duration(socket.DefaultMaxDisconnectionDuration) * time.Millisecond
+	if ls != nil {
+		n.finishSession(ls, value, n.sessionTTL(), true)
+		return
 	}
 	ctx, cancel := n.requestCtx()
 	defer cancel()
 	key := n.opts().SessionKeyPrefix + string(session.Pid)
-	if err := n.parent.client.Set(ctx, key, stored, ttl); err != nil {
+	if err := n.parent.client.Set(ctx, key, value, n.sessionTTL()); err != nil {
 		n.parent.stats.sessionErrors.Add(1)
 		n.parent.logLimited(&n.parent.sessionLog, slog.LevelError, "redisstreams: cannot persist session", "nsp", n.name,
 			"sid", session.Sid, "err", err)
 	}
 }
 
-// RestoreSession implements socket.Adapter. Any reason not to restore (unknown or expired session, trimmed or
-// malformed offset) gives (nil, nil): the client gets a fresh session and nothing else is affected.
+// RestoreSession implements socket.Adapter. Any reason not to restore (unknown, expired or already restored
+// session, trimmed or malformed offset) gives (nil, nil): the client gets a fresh session and nothing else is
+// affected.
 func (n *nspAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) (*socket.Session, error) {
 	log := n.parent.log.With("nsp", n.name, "offset", offset)
 	if !wire.IsStreamID(offset) {
+		n.parent.stats.restoreNoOffset.Add(1)
 		log.Debug("redisstreams: not restoring: malformed offset")
 		return nil, nil
 	}
@@ -71,15 +95,26 @@ func (n *nspAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) 
 		return nil, n.restoreError(fmt.Errorf("check offset: %w", err))
 	}
 	if len(found) == 0 {
+		n.parent.stats.restoreNoOffset.Add(1)
 		log.Debug("redisstreams: not restoring: offset no longer in the stream")
 		return nil, nil
 	}
-	raw, ok, err := n.parent.client.GetDel(ctx, n.opts().SessionKeyPrefix+string(pid))
+	key := n.opts().SessionKeyPrefix + string(pid)
+	var ls *liveSession
+	var raw string
+	var ok bool
+	if n.liveMode() {
+		ls = n.newLiveSession("", string(pid), true)
+		raw, ok, err = n.parent.client.ClaimSession(ctx, key, ls.prefix, n.liveTTL())
+	} else {
+		raw, ok, err = n.parent.client.GetDel(ctx, key)
+	}
 	if err != nil {
 		return nil, n.restoreError(fmt.Errorf("read session: %w", err))
 	}
 	if !ok {
-		log.Debug("redisstreams: not restoring: unknown or expired session")
+		n.parent.stats.restoreNoSession.Add(1)
+		log.Debug("redisstreams: not restoring: unknown, expired or already restored session")
 		return nil, nil
 	}
 	stored, err := wire.DecodeSession(raw)
@@ -88,10 +123,15 @@ func (n *nspAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) 
 		log.Warn("redisstreams: not restoring: malformed session", "err", err)
 		return nil, nil
 	}
+	stored.Owner = ""
 	session := &socket.Session{
 		SessionToPersist: &socket.SessionToPersist{Sid: socket.SocketId(stored.Sid), Pid: socket.PrivateSessionId(stored.Pid),
-			Rooms: types.NewSet(toRooms(stored.Rooms)...), Data: stored.Data},
+			Rooms: roomSet(stored.Rooms), Data: stored.Data},
 		MissedPackets: []any{},
+	}
+	if ls != nil {
+		ls.sid, ls.pid, ls.key, ls.initial = session.Sid, stored.Pid, n.opts().SessionKeyPrefix+stored.Pid, stored
+		n.adopt(ls)
 	}
 
 	// Broadcasts processed from now on, until the socket can be reached, are held for it (see pendingRestore).
@@ -102,9 +142,14 @@ func (n *nspAdapter) RestoreSession(pid socket.PrivateSessionId, offset string) 
 	}
 	if err != nil {
 		n.removePending(p)
+		if ls != nil {
+			n.giveBack(ls)
+		}
 		return nil, n.restoreError(err)
 	}
+	n.setFloor(session.Sid, end)
 	p.setEnd(end)
+	n.parent.stats.restored.Add(1)
 	return session, nil
 }
 
@@ -259,6 +304,51 @@ type pendingSet struct {
 	count atomic.Int32 // fast path: no restore in progress
 	mu    sync.Mutex
 	bySid map[socket.SocketId]*pendingRestore
+
+	// The last entry of each recent restore's replay, by socket, kept pendingLifetime: a broadcast of an entry the
+	// replay held, routed before the restore began (so not excluded) but delivered once the socket is connected (its
+	// delivery was late), is not delivered to that socket again.
+	floors     sync.Map // socket.SocketId -> replayFloor
+	floorCount atomic.Int32
+}
+
+type replayFloor struct {
+	end   string
+	until time.Time
+}
+
+// setFloor records the end of a restored socket's replay, and forgets the floors of restores long past.
+func (n *nspAdapter) setFloor(sid socket.SocketId, end string) {
+	ps := &n.pending
+	now := time.Now()
+	ps.floors.Range(func(k, v any) bool {
+		if now.After(v.(replayFloor).until) {
+			if ps.floors.CompareAndDelete(k, v) {
+				ps.floorCount.Add(-1)
+			}
+		}
+		return true
+	})
+	if _, loaded := ps.floors.Swap(sid, replayFloor{end: end, until: now.Add(pendingLifetime)}); !loaded {
+		ps.floorCount.Add(1)
+	}
+}
+
+func (n *nspAdapter) dropFloor(sid socket.SocketId) {
+	if n.pending.floorCount.Load() > 0 {
+		if _, loaded := n.pending.floors.LoadAndDelete(sid); loaded {
+			n.pending.floorCount.Add(-1)
+		}
+	}
+}
+
+// replayed reports whether the socket id got the stream entry offset in the replay of its restore.
+func (n *nspAdapter) replayed(id socket.SocketId, offset string) bool {
+	if offset == "" || n.pending.floorCount.Load() == 0 {
+		return false
+	}
+	v, ok := n.pending.floors.Load(id)
+	return ok && wire.CompareIDs(offset, v.(replayFloor).end) <= 0
 }
 
 func (n *nspAdapter) addPending(session *socket.Session) *pendingRestore {
@@ -338,9 +428,12 @@ func (n *nspAdapter) routePending(offset string, fromReader bool, data []any, wo
 }
 
 // AddAll implements socket.Adapter. A restored socket joins its own room once it is connected: that is when the
-// broadcasts held for it are delivered.
+// broadcasts held for it are delivered. Every room change is one of the socket's session (SessionsLive).
 func (n *nspAdapter) AddAll(id socket.SocketId, rooms *types.Set[socket.Room]) {
 	n.Adapter.AddAll(id, rooms)
+	if n.liveMode() {
+		n.touch(id, rooms)
+	}
 	if n.pending.count.Load() == 0 {
 		return
 	}
@@ -370,9 +463,17 @@ func (n *nspAdapter) AddAll(id socket.SocketId, rooms *types.Set[socket.Room]) {
 	p.held, p.heldIDs = nil, nil
 }
 
-// DelAll implements socket.Adapter: a socket that leaves no longer needs its restore record.
+// DelAll implements socket.Adapter: a socket that leaves no longer needs its restore record. The server calls it
+// after PersistSession when the client may come back; otherwise the socket left for good, and so does its session
+// (SessionsLive).
 func (n *nspAdapter) DelAll(id socket.SocketId) {
 	n.Adapter.DelAll(id)
+	n.dropFloor(id)
+	if n.liveMode() {
+		if ls := n.takeLive(id); ls != nil {
+			n.left(ls)
+		}
+	}
 	if n.pending.count.Load() == 0 {
 		return
 	}

@@ -15,18 +15,26 @@ type Stats struct {
 	Invalid       uint64 // malformed entries and messages, skipped
 	ReadErrors    uint64 // failed XREAD calls (each retried with backoff)
 	Timeouts      uint64 // requests that ended without every response
-	SessionErrors uint64 // connection state recovery reads and writes that failed
-	Lost          uint64 // stream entries trimmed, deleted or lost with Redis's data before this server read them (see docs/delivery.md)
-	Dropped       uint64 // writes given up after the outage bound (never retried again); each one counted
-	DroppedSent   uint64 // of Dropped, the stream writes sent at least once before: they may have reached Redis (see docs/delivery.md)
-	Duplicates    uint64 // stream entries skipped because they repeat one already delivered (a retried write)
-	CheckErrors   uint64 // stream checks Redis refused (e.g. NOPERM): loss counting is partly off meanwhile (see StreamStats.CheckError)
+	SessionErrors uint64 // connection state recovery reads and writes that failed (each attempt)
+	Restored      uint64 // sessions restored by this server (connection state recovery)
+	// Restores that gave the client a fresh session: no session under its private id (unknown, expired, already
+	// restored, or lost with Redis's data), or an offset that is malformed or no longer in the stream. Malformed
+	// sessions count in Invalid, and Redis errors in SessionErrors.
+	RestoreNoSession uint64
+	RestoreNoOffset  uint64
+	Superseded       uint64 // sockets of this server whose session was restored elsewhere while they were connected here: closed (SessionsLive)
+	Lost             uint64 // stream entries trimmed, deleted or lost with Redis's data before this server read them (see docs/delivery.md)
+	Dropped          uint64 // writes given up after the outage bound (never retried again); each one counted
+	DroppedSent      uint64 // of Dropped, the stream writes sent at least once before: they may have reached Redis (see docs/delivery.md)
+	Duplicates       uint64 // stream entries skipped because they repeat one already delivered (a retried write)
+	CheckErrors      uint64 // stream checks Redis refused (e.g. NOPERM): loss counting is partly off meanwhile (see StreamStats.CheckError)
 
 	// Gauges.
 	QueuedWrites    int           // writes waiting to be sent, held ones included
 	QueuedBytes     int64         // their size
 	HeldWrites      int           // writes held because Redis is unreachable (a subset of QueuedWrites)
 	PendingRequests int           // requests (fetchSockets, serverSideEmit, broadcast acks) waiting for responses
+	LiveSessions    int           // sessions of connected sockets kept in Redis (SessionsLive)
 	Streams         []StreamStats // one per stream this server reads, sorted by name
 }
 
@@ -58,6 +66,7 @@ type Observer interface {
 
 type counters struct {
 	published, publishErrors, received, invalid, readErrors, timeouts, sessionErrors, lost, dropped, droppedSent, duplicates, checkErrors atomic.Uint64
+	restored, restoreNoSession, restoreNoOffset, superseded                                                                               atomic.Uint64
 }
 
 // Stats returns the adapter's counters and gauges.
@@ -65,20 +74,25 @@ func (a *Adapter) Stats() Stats {
 	c := &a.stats
 	droppedSent := c.droppedSent.Load() // before Dropped, which is counted first
 	s := Stats{
-		Published:     c.published.Load(),
-		PublishErrors: c.publishErrors.Load(),
-		Received:      c.received.Load(),
-		Invalid:       c.invalid.Load(),
-		ReadErrors:    c.readErrors.Load(),
-		Timeouts:      c.timeouts.Load(),
-		SessionErrors: c.sessionErrors.Load(),
-		Lost:          c.lost.Load(),
-		Dropped:       c.dropped.Load(),
-		DroppedSent:   droppedSent,
-		Duplicates:    c.duplicates.Load(),
-		CheckErrors:   c.checkErrors.Load(),
+		Published:        c.published.Load(),
+		PublishErrors:    c.publishErrors.Load(),
+		Received:         c.received.Load(),
+		Invalid:          c.invalid.Load(),
+		ReadErrors:       c.readErrors.Load(),
+		Timeouts:         c.timeouts.Load(),
+		SessionErrors:    c.sessionErrors.Load(),
+		Restored:         c.restored.Load(),
+		RestoreNoSession: c.restoreNoSession.Load(),
+		RestoreNoOffset:  c.restoreNoOffset.Load(),
+		Superseded:       c.superseded.Load(),
+		Lost:             c.lost.Load(),
+		Dropped:          c.dropped.Load(),
+		DroppedSent:      droppedSent,
+		Duplicates:       c.duplicates.Load(),
+		CheckErrors:      c.checkErrors.Load(),
 	}
 	s.QueuedWrites, s.QueuedBytes, s.HeldWrites = a.pub.gauges()
+	s.LiveSessions = a.sessions.liveCount()
 	a.mu.Lock()
 	readers := make([]*streamReader, 0, len(a.readers))
 	for _, r := range a.readers {

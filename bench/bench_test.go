@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,25 +30,7 @@ func TestMain(m *testing.M) {
 // push XADDs on the publish path, and the report must be written. No timing is asserted.
 func TestSmoke(t *testing.T) {
 	redistest.Require(t)
-	systems := allSystems
-	if _, err := exec.LookPath("node"); err != nil {
-		if redistest.Strict() {
-			t.Fatalf("node is required under CI: %v", err)
-		}
-		t.Logf("node not found, the Node system is not run: %v", err)
-		systems = systems[1:]
-	}
-	root, err := findRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "interop", "node", "node_modules", "@socket.io", "redis-streams-adapter")); err != nil && systems[0] == "node" {
-		if redistest.Strict() {
-			t.Fatalf("interop/node's packages are required under CI (npm ci in interop/node): %v", err)
-		}
-		t.Logf("interop/node's packages are not installed, the Node system is not run")
-		systems = systems[1:]
-	}
+	root, systems := withNode(t, allSystems)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -122,4 +105,71 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s not written: %v", f, err)
 		}
 	}
+}
+
+// TestRecoverySmoke runs the recovery benchmark at a tiny scale: with live sessions every client of a killed
+// server recovers with exactly what it missed, and each connect costs one script call; without them (Go's
+// SessionsOnDisconnect, Node) none does after a kill, and all do after a drop. No timing is asserted.
+func TestRecoverySmoke(t *testing.T) {
+	redistest.Require(t)
+	root, systems := withNode(t, recoverySystems)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	cfg := &recoveryConfig{Root: root, Systems: systems, Connects: 20, Parallel: 8, Rooms: 3, Resumes: 20, Missed: 3,
+		GoServer: func(adapter, addr string) []string {
+			return []string{exe, "serve", "-adapter", adapter, "-redis", addr}
+		},
+		Log: func(format string, args ...any) { fmt.Fprintf(&log, format+"\n", args...) }}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	run, err := runRecovery(ctx, cfg)
+	t.Log("harness log:\n" + log.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range run.Results {
+		if r.Error != "" {
+			t.Errorf("%s: %s", r.System, r.Error)
+			continue
+		}
+		live := r.System == "goredis" || r.System == "rueidis"
+		if live {
+			if r.Killed.Complete != cfg.Resumes || r.ConnectCmds["evalsha"] != 1 || r.RoomCmds["evalsha"] != 1 {
+				t.Errorf("%s: killed %+v, per connect %v, per room burst %v", r.System, r.Killed, r.ConnectCmds, r.RoomCmds)
+			}
+		} else if r.Killed.Recovered != 0 || r.ConnectCmds["evalsha"] != 0 {
+			t.Errorf("%s: killed %+v (nothing to restore after a kill), per connect %v", r.System, r.Killed, r.ConnectCmds)
+		}
+		if r.Dropped.Complete != cfg.Resumes {
+			t.Errorf("%s: dropped %+v", r.System, r.Dropped)
+		}
+	}
+	if md := recoveryMarkdown(run); !strings.Contains(md, "| "+recoveryLabels[systems[0]]+" |") {
+		t.Errorf("no column for %s:\n%s", systems[0], md)
+	}
+}
+
+// withNode returns the repository root and systems (whose first is "node"), without "node" when Node or
+// interop/node's packages are missing (a failure under CI).
+func withNode(t *testing.T, systems []string) (string, []string) {
+	t.Helper()
+	root, err := findRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = exec.LookPath("node")
+	if err == nil {
+		_, err = os.Stat(filepath.Join(root, "interop", "node", "node_modules", "@socket.io", "redis-streams-adapter"))
+	}
+	if err != nil {
+		if redistest.Strict() {
+			t.Fatalf("node and interop/node's packages are required under CI (npm ci in interop/node): %v", err)
+		}
+		t.Logf("node or interop/node's packages missing, the Node system is not run: %v", err)
+		return root, systems[1:]
+	}
+	return root, systems
 }

@@ -51,6 +51,7 @@ func benchMain(args []string) error {
 	outDir := fs.String("out", "", "results directory (default bench/results/<timestamp>)")
 	profile := fs.Float64("profile", 0, "take CPU profiles of the Go servers A and B during the ladder step at this rate (e.g. 10000), of B during the fan-out and of A during the publish path, into the results directory")
 	steps := fs.String("steps", "", "ladder rates, comma separated (default 2500,5000,10000,20000,30000,40000,60000,80000; -quick: 2500,10000)")
+	recovery := fs.Bool("recovery", false, "run the connection state recovery benchmark instead (systems "+strings.Join(recoverySystems, ",")+"; 3 reps, under 3 minutes)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -118,6 +119,21 @@ func benchMain(args []string) error {
 		return []string{exe, "serve", "-adapter", adapter, "-redis", redisAddr}
 	}
 
+	if *recovery {
+		rcfg := &recoveryConfig{Root: root, Systems: recoverySystems, Reps: 3, Connects: 2000, Parallel: 64, Rooms: 5,
+			Resumes: 1000, Missed: 10, GoServer: cfg.GoServer,
+			Log: func(format string, args ...any) { cfg.logf(format, args...) }}
+		if *quick {
+			rcfg.Reps, rcfg.Connects, rcfg.Resumes = 1, 200, 100
+		}
+		if *reps > 0 {
+			rcfg.Reps = *reps
+		}
+		if *systems != strings.Join(allSystems, ",") {
+			rcfg.Systems = cfg.Systems
+		}
+		return recoveryMain(ctx, rcfg, dir, libDesc, "go run ./bench "+strings.Join(args, " "))
+	}
 	res, err := run(ctx, cfg)
 	if res == nil {
 		return err

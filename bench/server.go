@@ -39,6 +39,8 @@ import (
 //	GET  /ctl/count                                   -> {count}                        adapter's server count
 //	POST /ctl/sockets                                 -> {sockets}                      sockets connected to this server
 //	POST /ctl/stats                                   -> {supported, lost, duplicates}  this library's loss counters
+//	POST /ctl/join     {rooms}                        -> {sockets}                      each local socket joins that many rooms
+//	POST /ctl/emit     {n, base}                      -> {sent}                         n io.Emit("ev", {t, s, pad}) at once
 //	GET  /debug/pprof/profile?seconds=N               CPU profile (Go servers only)
 //
 // It prints "READY <port>" once listening and exits when stdin closes.
@@ -51,6 +53,8 @@ func serveMain(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	kind := fs.String("adapter", "goredis", "goredis | rueidis | zishang")
 	addr := fs.String("redis", "", "Redis address host:port")
+	recovery := fs.Bool("recovery", false, "connection state recovery on (Socket.IO's defaults)")
+	sessions := fs.String("sessions", "live", "this library's Options.Sessions with -recovery: live | ondisconnect")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,12 +64,23 @@ func serveMain(args []string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	opts := socket.DefaultServerOptions()
+	if *recovery {
+		opts.SetConnectionStateRecovery(socket.DefaultConnectionStateRecovery())
+	}
+	ropts := redisstreams.Options{Logger: log}
+	switch *sessions {
+	case "live":
+	case "ondisconnect":
+		ropts.Sessions = redisstreams.SessionsOnDisconnect
+	default:
+		return fmt.Errorf("serve: unknown -sessions %q", *sessions)
+	}
 	var closeAdapter func()
 	var stats func() redisstreams.Stats // this library's adapters only
 	switch *kind {
 	case "goredis":
 		rc := redis.NewClient(&redis.Options{Addr: *addr})
-		a, err := redisstreams.New(context.Background(), goredisbackend.New(rc), redisstreams.Options{Logger: log})
+		a, err := redisstreams.New(context.Background(), goredisbackend.New(rc), ropts)
 		if err != nil {
 			return err
 		}
@@ -77,7 +92,7 @@ func serveMain(args []string) error {
 		if err != nil {
 			return err
 		}
-		a, err := redisstreams.New(context.Background(), rueidisbackend.New(rc), redisstreams.Options{Logger: log})
+		a, err := redisstreams.New(context.Background(), rueidisbackend.New(rc), ropts)
 		if err != nil {
 			rc.Close()
 			return err
@@ -114,6 +129,8 @@ func serveMain(args []string) error {
 	mux.HandleFunc("/ctl/count", s.handle(s.count))
 	mux.HandleFunc("/ctl/sockets", s.handle(s.sockets))
 	mux.HandleFunc("/ctl/stats", s.handle(s.adapterStats))
+	mux.HandleFunc("/ctl/join", s.handle(s.join))
+	mux.HandleFunc("/ctl/emit", s.handle(s.emit))
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile) // the harness's -profile option (loopback only)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -155,6 +172,8 @@ type ctlRequest struct {
 	Base     int64   `json:"base"`
 	Emitters int     `json:"emitters"`
 	Kind     string  `json:"kind"`
+	Rooms    int     `json:"rooms"`
+	N        int     `json:"n"`
 }
 
 func (s *benchServer) handle(op func(ctlRequest) (any, error)) http.HandlerFunc {
@@ -301,4 +320,25 @@ func (s *benchServer) sockets(ctlRequest) (any, error) {
 
 func (s *benchServer) count(ctlRequest) (any, error) {
 	return map[string]any{"count": s.io.Of("/", nil).Adapter().ServerCount()}, nil
+}
+
+// join makes every local socket join req.Rooms rooms, one socket after the other, each in a burst of separate joins.
+func (s *benchServer) join(req ctlRequest) (any, error) {
+	n := 0
+	s.io.Of("/", nil).Sockets().Range(func(_ socket.SocketId, sock *socket.Socket) bool {
+		for i := range req.Rooms {
+			sock.Join(socket.Room(fmt.Sprintf("room-%d", i)))
+		}
+		n++
+		return true
+	})
+	return map[string]any{"sockets": n}, nil
+}
+
+// emit broadcasts req.N events at once, numbered from req.Base.
+func (s *benchServer) emit(req ctlRequest) (any, error) {
+	for i := range req.N {
+		s.io.Emit("ev", event(req.Base+int64(i)))
+	}
+	return map[string]any{"sent": req.N}, nil
 }

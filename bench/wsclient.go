@@ -123,15 +123,20 @@ func numField(msg []byte, key string) (int64, bool) {
 
 // dialMany opens n clients with a few dials in flight at a time. On error every opened client is closed.
 func dialMany(ctx context.Context, base string, n int, out sink) ([]*wsClient, error) {
-	clients := make([]*wsClient, n)
+	return dialAll(n, 32, func() (*wsClient, error) { return dialClient(ctx, base, out) }, closeAll)
+}
+
+// dialAll makes n clients with dial, parallel at a time. On error every client made is given to closeAll.
+func dialAll[C any](n, parallel int, dial func() (C, error), closeAll func([]C)) ([]C, error) {
+	clients := make([]C, n)
 	errs := make([]error, n)
-	sem := make(chan struct{}, 32)
+	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	for i := range n {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			clients[i], errs[i] = dialClient(ctx, base, out)
+			clients[i], errs[i] = dial()
 		})
 	}
 	wg.Wait()

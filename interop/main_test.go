@@ -16,6 +16,9 @@ import (
 var shared redistest.Shared
 
 func TestMain(m *testing.M) {
+	if os.Getenv(goServerProcessEnv) != "" {
+		os.Exit(m.Run()) // a Go server process (TestGoServerProcess): Redis is the parent's
+	}
 	os.Exit(shared.Main(m, redistest.MainOptions{
 		// Without Node there is nothing to run against; do not pay for a cluster then.
 		Start: func() bool { return nodeMissing() == nil },

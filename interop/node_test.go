@@ -216,6 +216,13 @@ func (nc *nodeClients) read(ready chan struct{}) {
 				}
 				c.record(event{name: name, args: args, withAck: msg["withAck"] == true})
 			}
+		case "connect": // a reconnection of a client that reconnects by itself
+			nc.mu.Lock()
+			c := nc.clients[cid]
+			nc.mu.Unlock()
+			if c != nil {
+				c.record(event{name: "connect", args: []any{msg["sid"], msg["recovered"]}})
+			}
 		case "disconnect":
 			nc.mu.Lock()
 			c := nc.clients[cid]
@@ -269,6 +276,18 @@ func (nc *nodeClients) call(t testing.TB, cmd map[string]any) map[string]any {
 // connect opens a socket.io-client socket to url+nsp.
 func (nc *nodeClients) connect(t testing.TB, label, url, nsp string, query map[string]string, auth map[string]any) *client {
 	t.Helper()
+	return nc.open(t, label, url, nsp, query, auth, false)
+}
+
+// connectReconnecting opens a socket.io-client socket that reconnects by itself after a drop, recording each
+// reconnection as an event "connect" with its socket id and socket.recovered.
+func (nc *nodeClients) connectReconnecting(t testing.TB, label, url string, query map[string]string) *client {
+	t.Helper()
+	return nc.open(t, label, url, "/", query, nil, true)
+}
+
+func (nc *nodeClients) open(t testing.TB, label, url, nsp string, query map[string]string, auth map[string]any, reconnect bool) *client {
+	t.Helper()
 	nc.mu.Lock()
 	nc.nextID++
 	cid := fmt.Sprintf("c%d", nc.nextID)
@@ -303,7 +322,8 @@ func (nc *nodeClients) connect(t testing.TB, label, url, nsp string, query map[s
 	if auth == nil {
 		auth = map[string]any{}
 	}
-	reply := nc.call(t, map[string]any{"cmd": "connect", "cid": cid, "url": url + nsp, "query": query, "auth": auth})
+	reply := nc.call(t, map[string]any{"cmd": "connect", "cid": cid, "url": url + nsp, "query": query, "auth": auth,
+		"reconnect": reconnect})
 	c.id, _ = reply["sid"].(string)
 	if c.id == "" {
 		t.Fatalf("node client %s: no sid in %v", label, reply)

@@ -101,14 +101,27 @@ type sseReplyCfg struct {
 
 func startGoServer(t testing.TB, label string, rc redis.UniversalClient, opts redisstreams.Options, namespaces []string, recovery bool) *goServer {
 	t.Helper()
+	var window time.Duration
+	if recovery {
+		window = time.Duration(socket.DefaultMaxDisconnectionDuration) * time.Millisecond
+	}
+	return startGoServerWindow(t, label, rc, opts, namespaces, window)
+}
+
+// startGoServerWindow is startGoServer with connection state recovery on when window (its
+// MaxDisconnectionDuration) is not 0.
+func startGoServerWindow(t testing.TB, label string, rc redis.UniversalClient, opts redisstreams.Options, namespaces []string, window time.Duration) *goServer {
+	t.Helper()
 	a, err := redisstreams.New(t.Context(), goredisbackend.New(rc), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	so := socket.DefaultServerOptions()
 	so.SetAdapter(a)
-	if recovery {
-		so.SetConnectionStateRecovery(socket.DefaultConnectionStateRecovery())
+	if window != 0 {
+		csr := socket.DefaultConnectionStateRecovery()
+		csr.SetMaxDisconnectionDuration(window.Milliseconds())
+		so.SetConnectionStateRecovery(csr)
 	}
 	g := &goServer{label: label, adapter: a, io: socket.NewServer(nil, so), sseChans: map[string]chan []any{}, replies: map[string]*sseReplyCfg{}}
 	for _, n := range append([]string{"/"}, namespaces...) {

@@ -200,6 +200,10 @@ var counters = []counter{
 	{"dropped_sent", "{write}", "Of the dropped writes, the stream writes sent once before: they may have reached Redis, and readers may count them lost too.", func(s *redisstreams.Stats) uint64 { return s.DroppedSent }},
 	{"duplicates", "{entry}", "Stream entries skipped because they repeat one already delivered (a retried write).", func(s *redisstreams.Stats) uint64 { return s.Duplicates }},
 	{"check_errors", "{check}", "Stream checks Redis refused (for example NOPERM): entries lost before this server read them may go uncounted meanwhile.", func(s *redisstreams.Stats) uint64 { return s.CheckErrors }},
+	{"restored", "{session}", "Connection state recovery sessions restored by this server.", func(s *redisstreams.Stats) uint64 { return s.Restored }},
+	{"restore_no_session", "{restore}", "Restores that gave a fresh session: no session under the client's private id (unknown, expired, already restored or lost with Redis's data).", func(s *redisstreams.Stats) uint64 { return s.RestoreNoSession }},
+	{"restore_no_offset", "{restore}", "Restores that gave a fresh session: the client's offset is malformed or no longer in the stream.", func(s *redisstreams.Stats) uint64 { return s.RestoreNoOffset }},
+	{"superseded", "{socket}", "Sockets of this server closed because their session was restored elsewhere while they were still connected here.", func(s *redisstreams.Stats) uint64 { return s.Superseded }},
 }
 
 // Observe registers the observable instruments of the adapter's Stats and server counts, read at each
@@ -222,6 +226,7 @@ func (m *Metrics) Observe(a *redisstreams.Adapter) (metric.Registration, error) 
 	queuedBytes := gauge("redisstreams.queued_bytes", "By", "Size of the writes waiting to be sent to Redis.")
 	heldWrites := gauge("redisstreams.held_writes", "{write}", "Writes held because Redis is unreachable (part of queued_writes).")
 	pending := gauge("redisstreams.pending_requests", "{request}", "Requests waiting for responses.")
+	liveSessions := gauge("redisstreams.live_sessions", "{session}", "Connection state recovery sessions of connected sockets kept in Redis.")
 	lagEntries := gauge("redisstreams.reader.lag_entries", "{entry}", "Entries of the stream after the last one this server read, by stream.")
 	servers := gauge("redisstreams.servers", "{server}", "Socket.IO servers in the cluster for the namespace, this one included.")
 	lagSeconds, err := m.meter.Float64ObservableGauge("redisstreams.reader.lag", metric.WithUnit("s"),
@@ -230,7 +235,7 @@ func (m *Metrics) Observe(a *redisstreams.Adapter) (metric.Registration, error) 
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	observables := []metric.Observable{queuedWrites, queuedBytes, heldWrites, pending, lagEntries, servers, lagSeconds}
+	observables := []metric.Observable{queuedWrites, queuedBytes, heldWrites, pending, liveSessions, lagEntries, servers, lagSeconds}
 	for _, c := range ctrs {
 		observables = append(observables, c)
 	}
@@ -243,6 +248,7 @@ func (m *Metrics) Observe(a *redisstreams.Adapter) (metric.Registration, error) 
 		o.ObserveInt64(queuedBytes, s.QueuedBytes, m.plain)
 		o.ObserveInt64(heldWrites, int64(s.HeldWrites), m.plain)
 		o.ObserveInt64(pending, int64(s.PendingRequests), m.plain)
+		o.ObserveInt64(liveSessions, int64(s.LiveSessions), m.plain)
 		for _, st := range s.Streams {
 			opt := m.with(attribute.String("stream", st.Stream))
 			o.ObserveInt64(lagEntries, st.LagEntries, opt)

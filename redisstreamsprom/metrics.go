@@ -185,13 +185,17 @@ var counters = []counter{
 	{"dropped_sent_total", "Of the dropped writes, the stream writes sent once before: they may have reached Redis, and readers may count them lost too.", func(s *redisstreams.Stats) uint64 { return s.DroppedSent }},
 	{"duplicates_total", "Stream entries skipped because they repeat one already delivered (a retried write).", func(s *redisstreams.Stats) uint64 { return s.Duplicates }},
 	{"check_errors_total", "Stream checks Redis refused (for example NOPERM): entries lost before this server read them may go uncounted meanwhile.", func(s *redisstreams.Stats) uint64 { return s.CheckErrors }},
+	{"restored_total", "Connection state recovery sessions restored by this server.", func(s *redisstreams.Stats) uint64 { return s.Restored }},
+	{"restore_no_session_total", "Restores that gave a fresh session: no session under the client's private id (unknown, expired, already restored or lost with Redis's data).", func(s *redisstreams.Stats) uint64 { return s.RestoreNoSession }},
+	{"restore_no_offset_total", "Restores that gave a fresh session: the client's offset is malformed or no longer in the stream.", func(s *redisstreams.Stats) uint64 { return s.RestoreNoOffset }},
+	{"superseded_total", "Sockets of this server closed because their session was restored elsewhere while they were still connected here.", func(s *redisstreams.Stats) uint64 { return s.Superseded }},
 }
 
 type descs struct {
 	counters                                []*prometheus.Desc
 	queuedWrites, queuedBytes, heldWrites   *prometheus.Desc
 	pendingRequests, lagEntries, lagSeconds *prometheus.Desc
-	servers                                 *prometheus.Desc
+	servers, liveSessions                   *prometheus.Desc
 }
 
 func newDescs(cl prometheus.Labels) *descs {
@@ -203,6 +207,7 @@ func newDescs(cl prometheus.Labels) *descs {
 		lagEntries:      prometheus.NewDesc(prefix+"reader_lag_entries", "Entries of the stream after the last one this server read, as of the last check.", []string{"stream"}, cl),
 		lagSeconds:      prometheus.NewDesc(prefix+"reader_lag_seconds", "Age of the oldest stream entry this server has not read yet (0 when caught up).", []string{"stream"}, cl),
 		servers:         prometheus.NewDesc(prefix+"servers", "Socket.IO servers in the cluster for the namespace, this one included.", []string{"namespace"}, cl),
+		liveSessions:    prometheus.NewDesc(prefix+"live_sessions", "Connection state recovery sessions of connected sockets kept in Redis.", nil, cl),
 	}
 	for _, c := range counters {
 		d.counters = append(d.counters, prometheus.NewDesc(prefix+c.name, c.help, nil, cl))
@@ -226,6 +231,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- d.queuedBytes
 	ch <- d.heldWrites
 	ch <- d.pendingRequests
+	ch <- d.liveSessions
 	ch <- d.lagEntries
 	ch <- d.lagSeconds
 	if c.m.opts.ServerCountTimeout > 0 {
@@ -249,6 +255,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(d.queuedBytes, prometheus.GaugeValue, float64(s.QueuedBytes))
 	ch <- prometheus.MustNewConstMetric(d.heldWrites, prometheus.GaugeValue, float64(s.HeldWrites))
 	ch <- prometheus.MustNewConstMetric(d.pendingRequests, prometheus.GaugeValue, float64(s.PendingRequests))
+	ch <- prometheus.MustNewConstMetric(d.liveSessions, prometheus.GaugeValue, float64(s.LiveSessions))
 	for _, st := range s.Streams {
 		ch <- prometheus.MustNewConstMetric(d.lagEntries, prometheus.GaugeValue, float64(st.LagEntries), st.Stream)
 		ch <- prometheus.MustNewConstMetric(d.lagSeconds, prometheus.GaugeValue, st.LagSeconds, st.Stream)

@@ -44,19 +44,25 @@ func open(client rueidis.Client, sharded bool) (*conn, error) {
 // pause (the broken connection is replaced meanwhile). Either way, delivery across a connection failure is at
 // least once: an XADD whose reply was lost may be applied twice.
 func (r *conn) Batch(ctx context.Context, batch []*rdb.Op) {
-	r.batch(ctx, batch)
+	retryEach(ctx, batch, func(op *rdb.Op) error { return op.Err }, r.batch)
+}
+
+// retryEach runs do with items, then again with those whose error (errOf) says a connection failed, up to
+// writeRetries times, after a pause each time.
+func retryEach[T any](ctx context.Context, items []T, errOf func(T) error, do func(context.Context, []T)) {
+	do(ctx, items)
 	for attempt := range writeRetries {
-		var again []*rdb.Op
-		for _, op := range batch {
-			if retryable(ctx, op.Err) {
-				again = append(again, op)
+		var again []T
+		for _, it := range items {
+			if retryable(ctx, errOf(it)) {
+				again = append(again, it)
 			}
 		}
 		if len(again) == 0 || !pause(ctx, attempt) {
 			return
 		}
-		r.batch(ctx, again)
-		batch = again
+		do(ctx, again)
+		items = again
 	}
 }
 

@@ -8,7 +8,9 @@
 //   GET  /ctl/count                                   -> {count}
 //   POST /ctl/sockets                                 -> {sockets}
 //   POST /ctl/stats                                   -> {supported: false}             (the Node adapter counts no loss)
-// Usage: node server.js --redis-url=redis://127.0.0.1:PORT
+//   POST /ctl/join     {rooms}                        -> {sockets}                      each local socket joins that many rooms
+//   POST /ctl/emit     {n, base}                      -> {sent}                         n io.emit("ev", {t, s, pad}) at once
+// Usage: node server.js --redis-url=redis://127.0.0.1:PORT [--recovery] (connection state recovery, defaults)
 // Prints "READY <port>" once listening and exits when stdin closes.
 const path = require("path");
 const http = require("http");
@@ -20,9 +22,11 @@ const { createClient } = req("redis");
 const { createAdapter } = req("@socket.io/redis-streams-adapter");
 
 let redisURL = process.env.REDIS_URL || "";
+let recovery = false;
 for (const a of process.argv.slice(2)) {
   const m = /^--redis-url=(.*)$/.exec(a);
   if (m) redisURL = m[1];
+  if (a === "--recovery") recovery = true;
 }
 
 const pad = "x".repeat(150);
@@ -110,7 +114,9 @@ async function main() {
   client.on("error", (err) => console.error("redis error:", err.message));
   await client.connect();
   const httpServer = http.createServer();
-  const io = new Server(httpServer, { adapter: createAdapter(client) });
+  const opts = { adapter: createAdapter(client) };
+  if (recovery) opts.connectionStateRecovery = {}; // Socket.IO's defaults: 2 minutes, middlewares skipped
+  const io = new Server(httpServer, opts);
   io.on("bench-ping", (cb) => cb("pong"));
 
   const handlers = {
@@ -120,6 +126,18 @@ async function main() {
     count: async () => ({ count: await io.of("/").adapter.serverCount() }),
     sockets: async () => ({ sockets: io.of("/").sockets.size }),
     stats: async () => ({ supported: false }),
+    emit: async (b) => {
+      for (let i = 0; i < b.n; i++) io.emit("ev", { t: nowMicros(), s: b.base + i, pad });
+      return { sent: b.n };
+    },
+    join: async (b) => {
+      let n = 0;
+      for (const s of io.of("/").sockets.values()) {
+        for (let i = 0; i < b.rooms; i++) s.join("room-" + i);
+        n++;
+      }
+      return { sockets: n };
+    },
   };
   httpServer.on("request", (rq, res) => {
     if (!rq.url.startsWith("/ctl/")) return; // socket.io answers /socket.io/

@@ -84,6 +84,13 @@ type Client interface {
 	Epoch(ctx context.Context, key, value string) (string, error)
 	// GetDel atomically reads and deletes a key. ok is false when the key does not exist.
 	GetDel(ctx context.Context, key string) (value string, ok bool, err error)
+	// WriteSessions sends fenced session writes (see SessionWrite) in one round trip per node, and fills in each
+	// one's Applied or Err.
+	WriteSessions(ctx context.Context, writes []*SessionWrite)
+	// ClaimSession atomically takes the session stored under key, leaving marker in its place for ttl. ok is false
+	// when the key holds no session (missing, or a marker). A claim that a client library sends again after its
+	// reply was lost fails with ErrClaimRepeated.
+	ClaimSession(ctx context.Context, key, marker string, ttl time.Duration) (value string, ok bool, err error)
 	// NewReader returns a reader with connections of its own, so that its blocking reads never delay other commands.
 	// Entries that skip matches are returned as Skipped, without their fields.
 	NewReader(skip SkipFunc) (Reader, error)

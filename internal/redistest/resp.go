@@ -138,3 +138,33 @@ func infoField(info, name string) (string, bool) {
 	}
 	return "", false
 }
+
+// CommandCalls returns INFO commandstats: per command (lower case, subcommands as "cmd|sub"), the calls that did
+// not fail (an EVALSHA answered NOSCRIPT, sent again as EVAL, counts once, as the EVAL). INFO itself is left out.
+func (s *Server) CommandCalls() (map[string]int64, error) {
+	c, err := dialRESP(s.Addr(), 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	info, err := c.doString("INFO", "commandstats")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for line := range strings.Lines(info) {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok {
+			continue
+		}
+		calls, _ := strconv.ParseInt(strings.Split(rest, ",")[0], 10, 64)
+		if _, f, ok := strings.Cut(rest, "failed_calls="); ok {
+			failed, _ := strconv.ParseInt(strings.Split(f, ",")[0], 10, 64)
+			calls -= failed
+		}
+		if name = strings.TrimPrefix(name, "cmdstat_"); name != "info" {
+			out[name] = calls
+		}
+	}
+	return out, nil
+}

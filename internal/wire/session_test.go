@@ -83,3 +83,51 @@ func TestDecodeSessionRejectsMalformed(t *testing.T) {
 		}
 	}
 }
+
+// An owned session starts with its owner's prefix, whatever follows; decoders that do not know "owner" (Node's,
+// an msgpack library) read the four keys unchanged; the prefix alone is no session.
+func TestOwnedSession(t *testing.T) {
+	owner := "0123456789abcdef"
+	prefix, err := OwnerPrefix(owner)
+	if err != nil || len(prefix) != OwnerPrefixLen {
+		t.Fatalf("OwnerPrefix = %q, %v", prefix, err)
+	}
+	for _, s := range []Session{
+		{Owner: owner, Sid: "sid1", Pid: "pid1", Rooms: []string{"sid1", "room1"}, Data: map[string]any{"a": int64(1)}},
+		{Owner: owner, Sid: "s", Pid: "p", Rooms: []string{}, Data: []byte{0, 1, 2}},
+		{Owner: owner, Sid: "a-much-longer-socket-id", Pid: "p", Rooms: []string{}},
+	} {
+		raw, err := EncodeSession(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if raw[:OwnerPrefixLen] != prefix {
+			t.Fatalf("%s does not start with %s", raw, prefix)
+		}
+		got, err := DecodeSession(raw)
+		if err != nil || !reflect.DeepEqual(got, s) {
+			t.Fatalf("DecodeSession = %#v, %v; want %#v", got, err, s)
+		}
+		bin, _ := base64.StdEncoding.DecodeString(raw)
+		v, _, err := msgp.ReadIntfBytes(bin)
+		m, _ := v.(map[string]any)
+		if err != nil || m["sid"] != s.Sid || m["pid"] != s.Pid || m["owner"] != owner {
+			t.Fatalf("generic decoder: %#v, %v", v, err)
+		}
+	}
+	if _, err := DecodeSession(prefix); !errors.Is(err, ErrBadSession) {
+		t.Fatalf("prefix alone: err = %v, want ErrBadSession", err)
+	}
+	bin, _ := base64.StdEncoding.DecodeString(prefix)
+	if _, _, err := msgp.ReadIntfBytes(bin); err == nil {
+		t.Fatal("a generic decoder read the prefix alone")
+	}
+	for _, bad := range []string{"", "short", "0123456789abcdefg"} {
+		if _, err := OwnerPrefix(bad); err == nil {
+			t.Errorf("OwnerPrefix(%q) accepted", bad)
+		}
+		if _, err := EncodeSession(Session{Owner: bad, Sid: "s", Pid: "p"}); bad != "" && err == nil {
+			t.Errorf("EncodeSession with owner %q accepted", bad)
+		}
+	}
+}

@@ -4,6 +4,8 @@
 // stdin, one command per line; each gets {"type":"reply","seq":N,...} once done ({"error": msg} on failure):
 //   {"seq":1,"cmd":"connect","cid":"c1","url":"http://127.0.0.1:1234/nsp","query":{...},"auth":{...}}
 //       replies when connected: {"sid": "..."} (or {"error": ...} on connect_error / 10 s timeout)
+//       with "reconnect":true the socket reconnects by itself after a drop (every 200 ms), as an application's
+//       does, and reports each reconnection: {"type":"connect","cid":"c1","sid":"...","recovered":true|false}
 //   {"seq":2,"cmd":"answer","cid":"c1","event":"ev","value":<value>}   ack every later "ev" with value
 //   {"seq":3,"cmd":"answer","cid":"c1","event":"ev","noAck":true}      never ack "ev" (the default)
 //   {"seq":4,"cmd":"disconnect","cid":"c1"}
@@ -29,7 +31,10 @@ function connect(cmd) {
     const socket = io(cmd.url, {
       transports: ["websocket"],
       forceNew: true,
-      reconnection: false,
+      reconnection: !!cmd.reconnect,
+      reconnectionDelay: 200,
+      reconnectionDelayMax: 200,
+      randomizationFactor: 0,
       query: cmd.query || {},
       auth: cmd.auth || {},
     });
@@ -50,6 +55,10 @@ function connect(cmd) {
       }
     });
     socket.on("disconnect", (reason) => out({ type: "disconnect", cid: cmd.cid, reason }));
+    let connects = 0;
+    socket.on("connect", () => {
+      if (connects++ > 0) out({ type: "connect", cid: cmd.cid, sid: socket.id, recovered: socket.recovered });
+    });
     socket.once("connect", () => {
       clearTimeout(timer);
       resolve({ sid: socket.id });
