@@ -178,6 +178,9 @@ func (r *streamReader) read(out chan<- []rdb.Entry) {
 		a.stats.received.Add(uint64(res.Skipped + res.Duplicates)) // never dispatched
 		a.stats.duplicates.Add(uint64(res.Duplicates))
 		r.lose(res.Lost, LossDataSet)
+		if res.CheckNow {
+			r.checkDue = true // before the next XREAD: the gap just counted may hold entries this read jumped over
+		}
 		r.setGauge(func(g *StreamStats) { g.LastID = r.books.LastID() })
 		if len(entries) == 0 {
 			continue
