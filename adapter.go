@@ -378,7 +378,7 @@ func (a *Adapter) onWrite(op *rdb.Op, waited bool) {
 	a.logWriteError("redisstreams: write failed", "target", target, "err", op.Err)
 }
 
-// logWriteError logs a failed write, at most once per logEvery (with the count of those not logged).
+// logWriteError logs a failed write, at most once per ratelimit.Every (with the count of those not logged).
 func (a *Adapter) logWriteError(msg string, args ...any) {
 	a.logLimited(&a.writeLog, slog.LevelError, msg, args...)
 }

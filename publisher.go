@@ -460,11 +460,11 @@ func (p *publisher) drop(ws []*write, bound string, inflight bool) {
 			p.log.Error("redisstreams: dropping writes held too long while Redis is unavailable (see Options.MaxOutage, Options.MaxHeldBytes)",
 				"bound", bound, "dropped", len(ws), "since", since.Format(time.RFC3339Nano))
 		}
-	} else if ok, suppressed := p.dropLog.allow(); ok {
+	} else if ok, suppressed := p.dropLog.Allow(); ok {
 		p.log.Error("redisstreams: dropping writes (see Options.MaxOutage, Options.MaxHeldBytes)",
 			"bound", bound, "dropped", len(ws), "dropped_before_unlogged", suppressed)
 	} else {
-		p.dropLog.add(len(ws))
+		p.dropLog.Add(len(ws))
 	}
 	p.finishWrites(ws, inflight)
 }

@@ -586,7 +586,7 @@ const maxGapScan = 10000
 // lose counts n lost entries and logs them (a line per check at most, rate-limited).
 func (r *streamReader) lose(n int64, why string) {
 	r.a.stats.lost.Add(uint64(n))
-	if ok, suppressed := r.lossLog.allow(); ok {
+	if ok, suppressed := r.lossLog.Allow(); ok {
 		r.a.log.Error("redisstreams: "+why, "stream", r.stream, "lost", n, "lost_total", r.a.stats.lost.Load(),
 			"last_read", r.lastID, "reports_unlogged", suppressed)
 	}

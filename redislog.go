@@ -59,7 +59,7 @@ func (forwardLogger) Printf(_ context.Context, format string, args ...any) {
 	if t == nil {
 		return
 	}
-	if ok, suppressed := t.limiter.allow(); ok {
+	if ok, suppressed := t.limiter.Allow(); ok {
 		t.log.Warn("redisstreams: go-redis: "+strings.TrimSpace(fmt.Sprintf(format, args...)), "unlogged_before", suppressed)
 	}
 }
