@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
@@ -16,10 +17,11 @@ import (
 // options), with two differences that only change the cost:
 //   - the packet is encoded when the first matching socket is found, so a server with no matching client
 //     encodes nothing;
-//   - the write options carry no WsPreEncodedFrame. servers/engine v3.0.6 turns that frame into a new gorilla
-//     PreparedMessage for every socket-send (several KB of garbage each); without it the websocket transport
-//     writes the encoded packet straight into the connection's buffer, which is what it does anyway for
-//     polling, for per-message deflate, and for binary packets.
+//   - the write options carry a WsPreEncodedFrame only when the server's websocket transport shares it (this
+//     module's wstransport builds the broadcast's frame once from it). servers/engine v3.0.6's own transport
+//     turns that frame into a new gorilla PreparedMessage for every socket-send (several KB of garbage each);
+//     without it, it writes the encoded packet straight into the connection's buffer, which is what it does
+//     anyway for polling, for per-message deflate, and for binary packets.
 // Broadcasts with acknowledgements still go through the in-memory adapter (BroadcastWithAck).
 
 // defaultEncoderType is the type of the Socket.IO parser's own encoder: the raw path writes what it writes.
@@ -135,8 +137,29 @@ func (d *delivery) send(s *socket.Socket) {
 		d.writeOpts.PreEncoded = true
 		d.writeOpts.Volatile = d.volatile
 		d.writeOpts.Compress = d.compress
+		if sb, ok := d.encoded[0].(*types.StringBuffer); ok && len(d.encoded) == 1 && d.n.sharedFrames {
+			// The Engine.IO message as the in-memory adapter pre-encodes it: "4" (MESSAGE), then the packet.
+			frame := types.NewStringBuffer(make([]byte, 0, 1+sb.Len()))
+			_ = frame.WriteByte('4')
+			_, _ = frame.Write(sb.Bytes())
+			d.writeOpts.WsPreEncodedFrame = frame
+		}
 	}
 	s.Client().WriteToEngine(d.encoded, d.writeOpts)
+}
+
+// sharesPreEncodedFrames reports whether the websocket transport among these (a server's) writes a packet's
+// WsPreEncodedFrame once for every socket of a broadcast (wstransport.Transport does).
+func sharesPreEncodedFrames(set *types.Set[transports.TransportCtor]) bool {
+	if set == nil {
+		return false
+	}
+	for _, ctor := range set.Keys() {
+		if s, ok := ctor.(interface{ SharesPreEncodedFrames() bool }); ok && ctor.Name() == transports.WEBSOCKET {
+			return s.SharesPreEncodedFrames()
+		}
+	}
+	return false
 }
 
 // forEachSocket calls d.send for every connected local socket in any of rooms (every socket when there is none)

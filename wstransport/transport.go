@@ -1,0 +1,156 @@
+// Package wstransport is a websocket transport for the Go Engine.IO server
+// (github.com/zishang520/socket.io/servers/engine/v3, v3.0.6), installed per server in place of the engine's own
+// with one call, [Install]. It speaks the same protocol to the same clients, and costs less CPU per socket-send:
+//
+//   - no goroutine per send: a connection that is idle is written to by the goroutine that sends (a non-blocking
+//     writev on Linux); only when the client's socket buffer is full does a goroutine take over its backlog, until
+//     it has caught up;
+//   - a backlog goes out in one writev;
+//   - a broadcast's frame is built once and its bytes are shared by every socket it is sent to (server frames are
+//     not masked, so they are the same for every connection), compressed once too when per-message deflate is on;
+//   - a client that stops reading is disconnected once MaxQueuedBytes are waiting for it ([ErrSlowClient]), so its
+//     memory stays bounded and the other clients do not wait for it.
+//
+// Everything else is the engine's: handshakes, upgrades from long-polling, Engine.IO heartbeats, maxHttpBufferSize
+// (reads go through the engine's gorilla/websocket connection, which also negotiates per-message deflate).
+package wstransport
+
+import (
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/engine/v3/config"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+
+	"github.com/socketio-go/redisstreams/internal/ratelimit"
+)
+
+// Defaults of [Options].
+const (
+	DefaultMaxQueuedBytes = 1 << 20
+	DefaultCloseTimeout   = time.Second
+)
+
+// ErrSlowClient is why a client that reads slower than it is written to is disconnected: more than
+// Options.MaxQueuedBytes were waiting for it. The engine reports it as a "transport error" whose error wraps it.
+var ErrSlowClient = errors.New("wstransport: client too slow: send queue full")
+
+// Options configures a [Transport]. Every zero field means its default.
+type Options struct {
+	// MaxQueuedBytes bounds the bytes waiting for one client beyond what its socket's kernel buffer holds. A send
+	// that would go past it disconnects the client with ErrSlowClient, and counts it (Stats.SlowClients). One
+	// message larger than the bound still goes out when nothing else is waiting. Default 1 MiB.
+	MaxQueuedBytes int
+
+	// CloseTimeout is how long a connection being closed waits for the client to answer its close frame (and for
+	// the queued frames to go out) before its TCP connection is closed anyway. Default 1s.
+	CloseTimeout time.Duration
+
+	// Logger receives one warning per slow client disconnected (at most one line per 10 s, with the count of
+	// those not logged). Default: discard.
+	Logger *slog.Logger
+}
+
+// Transport builds the websocket transport of one server's connections and holds what they share: the frames of
+// the broadcasts being sent, and counters. It implements the engine's transports.TransportCtor; [Install] puts it
+// in a server's options. It is safe for concurrent use.
+type Transport struct {
+	maxQueued    int
+	closeTimeout time.Duration
+	log          *slog.Logger
+	slowLog      ratelimit.Limiter
+
+	frames frameCache
+
+	open, opened, slow, backlogs atomic.Int64
+
+	noRaw  bool // tests: use the writer goroutine even where non-blocking writes are possible
+	noPull bool // tests: a backlogged connection does not take in what the engine buffered until it has caught up
+}
+
+var _ transports.TransportCtor = (*Transport)(nil)
+
+// New returns a Transport with these options. Most programs call [Install] instead.
+func New(o Options) *Transport {
+	t := &Transport{maxQueued: o.MaxQueuedBytes, closeTimeout: o.CloseTimeout, log: o.Logger}
+	if t.maxQueued <= 0 {
+		t.maxQueued = DefaultMaxQueuedBytes
+	}
+	if t.closeTimeout <= 0 {
+		t.closeTimeout = DefaultCloseTimeout
+	}
+	if t.log == nil {
+		t.log = slog.New(slog.DiscardHandler)
+	}
+	return t
+}
+
+// Install makes the servers built from opts (socket.ServerOptions or the engine's ServerOptions) use a new
+// Transport for their websocket connections, and returns it. Call it before socket.NewServer:
+//
+//	opts := socket.DefaultServerOptions()
+//	wstransport.Install(opts, wstransport.Options{})
+//
+// The other transports are kept (long-polling by default, which upgrades to this one); a set without a websocket
+// transport gets this one added.
+func Install(opts config.ServerOptionsInterface, o Options) *Transport {
+	t := New(o)
+	set := types.NewSet[transports.TransportCtor]()
+	if cur := opts.Transports(); cur != nil {
+		for _, ctor := range cur.Keys() {
+			if ctor.Name() != transports.WEBSOCKET {
+				set.Add(ctor)
+			}
+		}
+	} else {
+		set.Add(engine.Polling) // the engine's default set: polling and websocket
+	}
+	set.Add(t)
+	opts.SetTransports(set)
+	return t
+}
+
+// Name implements transports.TransportCtor: "websocket".
+func (*Transport) Name() string { return transports.WEBSOCKET }
+
+// HandlesUpgrades implements transports.TransportCtor: a long-polling connection can upgrade to this transport.
+func (*Transport) HandlesUpgrades() bool { return true }
+
+// UpgradesTo implements transports.TransportCtor: none.
+func (*Transport) UpgradesTo() []string { return nil }
+
+// New implements transports.TransportCtor: the transport of one upgraded connection.
+func (t *Transport) New(ctx *types.HttpContext) transports.Transport {
+	return newConn(t, ctx)
+}
+
+// SharesPreEncodedFrames reports that this transport writes a packet's packet.Options.WsPreEncodedFrame as is and
+// builds its frame once for every packet that carries the same buffer, so that a broadcaster can set it on every
+// socket-send of a broadcast at no cost (the engine's own transport builds a new message from it per send).
+func (*Transport) SharesPreEncodedFrames() bool { return true }
+
+// Stats is a snapshot of a Transport's counters.
+type Stats struct {
+	Connections  int64 // open now
+	Opened       int64 // since the Transport was created
+	SlowClients  int64 // disconnected with ErrSlowClient
+	Backlogs     int64 // times a connection's socket buffer was full and a goroutine took over its writes
+	SharedFrames int64 // broadcast frames built, each written to every socket of its broadcast
+	Deflated     int64 // compressed frames built (a broadcast's once, shared by its sockets)
+}
+
+// Stats returns the counters.
+func (t *Transport) Stats() Stats {
+	return Stats{
+		Connections:  t.open.Load(),
+		Opened:       t.opened.Load(),
+		SlowClients:  t.slow.Load(),
+		Backlogs:     t.backlogs.Load(),
+		SharedFrames: t.frames.built.Load(),
+		Deflated:     t.frames.deflated.Load(),
+	}
+}
