@@ -60,10 +60,8 @@ func TestSmoke(t *testing.T) {
 		ReqRate: 100, ReqDur: 300 * time.Millisecond,
 		PubEmitters: 16, PubDur: 300 * time.Millisecond,
 		BenchN: 20000, Budget: time.Minute,
-		GoServer: func(adapter, addr string) []string {
-			return []string{exe, "serve", "-adapter", adapter, "-redis", addr}
-		},
-		Log: &log,
+		GoServer: func(sys, addr string) []string { return goServerArgs(exe, sys, addr) },
+		Log:      &log,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

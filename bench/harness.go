@@ -19,13 +19,34 @@ import (
 )
 
 // Systems the harness knows, in the default order.
-var allSystems = []string{"node", "goredis", "rueidis", "zishang"}
+var allSystems = []string{"node", "goredis", "rueidis", "goredis-ws", "rueidis-ws", "zishang"}
 
 var systemLabels = map[string]string{
-	"node":    "Node 0.3.1",
-	"goredis": "Go, go-redis",
-	"rueidis": "Go, rueidis",
-	"zishang": "zishang520 adapters/redis v3.0.2",
+	"node":       "Node 0.3.1",
+	"goredis":    "Go, go-redis",
+	"rueidis":    "Go, rueidis",
+	"goredis-ws": "Go, go-redis, wstransport",
+	"rueidis-ws": "Go, rueidis, wstransport",
+	"zishang":    "zishang520 adapters/redis v3.0.2",
+}
+
+// wsSuffix marks the systems whose servers use this module's websocket transport (wstransport) instead of the
+// engine's own.
+const wsSuffix = "-ws"
+
+// isLib reports whether a system is this library (with either websocket transport).
+func isLib(sys string) bool {
+	a := strings.TrimSuffix(sys, wsSuffix)
+	return a == "goredis" || a == "rueidis"
+}
+
+// goServerArgs is the command line of the Go server process of a system.
+func goServerArgs(exe, sys, redisAddr string) []string {
+	args := []string{exe, "serve", "-adapter", strings.TrimSuffix(sys, wsSuffix), "-redis", redisAddr}
+	if strings.HasSuffix(sys, wsSuffix) {
+		args = append(args, "-transport", "wstransport")
+	}
+	return args
 }
 
 // config is one benchmark run.
@@ -56,8 +77,8 @@ type config struct {
 	Budget   time.Duration // after this, contaminated steps are no longer redone
 	MaxRedos int           // contaminated steps redone in the whole run, at most, shared evenly by systems and reps
 
-	// GoServer returns the command line of a Go server process for an adapter ("goredis", "rueidis", "zishang").
-	GoServer func(adapter, redisAddr string) []string
+	// GoServer returns the command line of the Go server process of a system (see goServerArgs).
+	GoServer func(sys, redisAddr string) []string
 	// ProfileRate, when > 0, takes a CPU profile of the Go servers A and B during the measured window of the ladder
 	// step at that rate, of B during the fan-out and of A during the publish path, into ProfileDir.
 	ProfileRate float64

@@ -115,9 +115,7 @@ func benchMain(args []string) error {
 	} else {
 		libDesc += " (" + gitDescribe(root) + ")"
 	}
-	cfg.GoServer = func(adapter, redisAddr string) []string {
-		return []string{exe, "serve", "-adapter", adapter, "-redis", redisAddr}
-	}
+	cfg.GoServer = func(sys, redisAddr string) []string { return goServerArgs(exe, sys, redisAddr) }
 
 	res, err := run(ctx, cfg)
 	if res == nil {
@@ -225,7 +223,11 @@ func buildAgainst(ctx context.Context, root, lib, out string) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(out, "bench-server")
-	cmd := exec.CommandContext(ctx, "go", "build", "-modfile", filepath.Join(tmp, "go.mod"), "-mod=mod", "-o", bin, ".")
+	args := []string{"build", "-modfile", filepath.Join(tmp, "go.mod"), "-mod=mod", "-o", bin}
+	if _, err := os.Stat(filepath.Join(lib, "wstransport")); err != nil {
+		args = append(args, "-tags", "benchnows") // a checkout from before the transport: the -ws systems fail
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, ".")...)
 	cmd.Dir = benchDir
 	cmd.Env = append(os.Environ(), "GOWORK=off")
 	if b, err := cmd.CombinedOutput(); err != nil {

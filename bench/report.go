@@ -251,7 +251,7 @@ func markdown(cfg *config, res *runResult) string {
 	// This library's receivers count what they lose (Stats().Lost); once they caught up, the rest was lost silently.
 	caughtUp := func(field func(*catchUp) int64) func(r sysResult) (float64, bool) {
 		return func(r sysResult) (float64, bool) {
-			if r.System != "goredis" && r.System != "rueidis" {
+			if !isLib(r.System) {
 				return 0, false
 			}
 			var n int64

@@ -48,6 +48,7 @@ func serveMain(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	kind := fs.String("adapter", "goredis", "goredis | rueidis | zishang")
 	addr := fs.String("redis", "", "Redis address host:port")
+	transport := fs.String("transport", "engine", "websocket transport: engine (servers/engine's own) | wstransport (this module's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -91,6 +92,15 @@ func serveMain(args []string) error {
 		closeAdapter = func() { _ = rc.Close() }
 	default:
 		return fmt.Errorf("serve: unknown adapter %q", *kind)
+	}
+	switch *transport {
+	case "engine":
+	case "wstransport":
+		if err := installWS(opts, log); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("serve: unknown transport %q", *transport)
 	}
 	sio := socket.NewServer(nil, opts)
 	nsp := sio.Of("/", nil)

@@ -266,8 +266,8 @@ func (nc *nodeClients) call(t testing.TB, cmd map[string]any) map[string]any {
 	return nil
 }
 
-// connect opens a socket.io-client socket to url+nsp.
-func (nc *nodeClients) connect(t testing.TB, label, url, nsp string, query map[string]string, auth map[string]any) *client {
+// connect opens a socket.io-client socket to url+nsp, over websocket (or long-polling first, then websocket).
+func (nc *nodeClients) connect(t testing.TB, label, url, nsp string, query map[string]string, auth map[string]any, polling bool) *client {
 	t.Helper()
 	nc.mu.Lock()
 	nc.nextID++
@@ -303,7 +303,11 @@ func (nc *nodeClients) connect(t testing.TB, label, url, nsp string, query map[s
 	if auth == nil {
 		auth = map[string]any{}
 	}
-	reply := nc.call(t, map[string]any{"cmd": "connect", "cid": cid, "url": url + nsp, "query": query, "auth": auth})
+	cmd := map[string]any{"cmd": "connect", "cid": cid, "url": url + nsp, "query": query, "auth": auth}
+	if polling {
+		cmd["transports"] = []string{"polling", "websocket"}
+	}
+	reply := nc.call(t, cmd)
 	c.id, _ = reply["sid"].(string)
 	if c.id == "" {
 		t.Fatalf("node client %s: no sid in %v", label, reply)

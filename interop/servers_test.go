@@ -14,6 +14,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	redisstreams "github.com/socketio-go/redisstreams"
+	"github.com/socketio-go/redisstreams/wstransport"
 )
 
 // target selects sockets, as a broadcast operator does.
@@ -85,6 +86,7 @@ type goServer struct {
 	label   string
 	io      *socket.Server
 	adapter *redisstreams.Adapter
+	ws      *wstransport.Transport // nil: the engine's websocket transport
 	baseURL string
 
 	mu       sync.Mutex
@@ -99,16 +101,26 @@ type sseReplyCfg struct {
 
 func startGoServer(t testing.TB, label string, rc redis.UniversalClient, opts redisstreams.Options, namespaces []string, recovery bool) *goServer {
 	t.Helper()
+	return startGoServerWith(t, label, rc, opts, namespaces, recovery, false)
+}
+
+// startGoServerWith is startGoServer, with this module's websocket transport when wsTransport is set.
+func startGoServerWith(t testing.TB, label string, rc redis.UniversalClient, opts redisstreams.Options, namespaces []string, recovery, wsTransport bool) *goServer {
+	t.Helper()
 	a, err := redisstreams.New(rc, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	so := socket.DefaultServerOptions()
 	so.SetAdapter(a)
+	var ws *wstransport.Transport
+	if wsTransport {
+		ws = wstransport.Install(so, wstransport.Options{})
+	}
 	if recovery {
 		so.SetConnectionStateRecovery(socket.DefaultConnectionStateRecovery())
 	}
-	g := &goServer{label: label, adapter: a, io: socket.NewServer(nil, so), sseChans: map[string]chan []any{}, replies: map[string]*sseReplyCfg{}}
+	g := &goServer{label: label, adapter: a, ws: ws, io: socket.NewServer(nil, so), sseChans: map[string]chan []any{}, replies: map[string]*sseReplyCfg{}}
 	for _, n := range append([]string{"/"}, namespaces...) {
 		g.setupNamespace(n)
 	}

@@ -113,7 +113,7 @@ func TestGoClientEventsBinaryAcks(t *testing.T) {
 
 			// Server to client with an ack carrying binary.
 			answered := make(chan []any, 1)
-			socks[0].Timeout(5*time.Second).EmitWithAck("ask")(func(args []any, err error) {
+			socks[0].Timeout(5 * time.Second).EmitWithAck("ask")(func(args []any, err error) {
 				if err != nil {
 					t.Error(err)
 				}
@@ -656,4 +656,3 @@ func TestNoGoroutinePerSend(t *testing.T) {
 		}
 	}
 }
-

@@ -3,7 +3,8 @@
 //
 // stdin, one command per line; each gets {"type":"reply","seq":N,...} once done ({"error": msg} on failure):
 //   {"seq":1,"cmd":"connect","cid":"c1","url":"http://127.0.0.1:1234/nsp","query":{...},"auth":{...}}
-//       replies when connected: {"sid": "..."} (or {"error": ...} on connect_error / 10 s timeout)
+//       replies when connected: {"sid": "..."} (or {"error": ...} on connect_error / 10 s timeout);
+//       "transports": ["polling","websocket"] starts over long-polling and upgrades (default: websocket only)
 //   {"seq":2,"cmd":"answer","cid":"c1","event":"ev","value":<value>}   ack every later "ev" with value
 //   {"seq":3,"cmd":"answer","cid":"c1","event":"ev","noAck":true}      never ack "ev" (the default)
 //   {"seq":4,"cmd":"disconnect","cid":"c1"}
@@ -27,7 +28,7 @@ function out(obj) {
 function connect(cmd) {
   return new Promise((resolve, reject) => {
     const socket = io(cmd.url, {
-      transports: ["websocket"],
+      transports: cmd.transports || ["websocket"],
       forceNew: true,
       reconnection: false,
       query: cmd.query || {},
