@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	redisstreams "github.com/socketio-go/redisstreams"
 	"github.com/socketio-go/redisstreams/wstransport"
@@ -101,11 +102,21 @@ type sseReplyCfg struct {
 
 func startGoServer(t testing.TB, label string, rc redis.UniversalClient, opts redisstreams.Options, namespaces []string, recovery bool) *goServer {
 	t.Helper()
-	return startGoServerWith(t, label, rc, opts, namespaces, recovery, false)
+	return startGoServerWith(t, label, rc, opts, namespaces, goServerOpts{recovery: recovery})
 }
 
-// startGoServerWith is startGoServer, with this module's websocket transport when wsTransport is set.
-func startGoServerWith(t testing.TB, label string, rc redis.UniversalClient, opts redisstreams.Options, namespaces []string, recovery, wsTransport bool) *goServer {
+// goServerOpts are the Socket.IO server's own options of a Go server.
+type goServerOpts struct {
+	recovery    bool // connection state recovery
+	wsTransport bool // this module's websocket transport instead of the engine's
+	deflate     bool // per-message deflate, for messages of deflateThreshold bytes or more
+}
+
+// deflateThreshold is the Go servers' per-message deflate threshold when it is on: low, so that most messages of
+// the suite go out compressed, and some do not.
+const deflateThreshold = 64
+
+func startGoServerWith(t testing.TB, label string, rc redis.UniversalClient, opts redisstreams.Options, namespaces []string, gso goServerOpts) *goServer {
 	t.Helper()
 	a, err := redisstreams.New(rc, opts)
 	if err != nil {
@@ -114,9 +125,13 @@ func startGoServerWith(t testing.TB, label string, rc redis.UniversalClient, opt
 	so := socket.DefaultServerOptions()
 	so.SetAdapter(a)
 	var ws *wstransport.Transport
-	if wsTransport {
+	if gso.wsTransport {
 		ws = wstransport.Install(so, wstransport.Options{})
 	}
+	if gso.deflate {
+		so.SetPerMessageDeflate(&types.PerMessageDeflate{Threshold: deflateThreshold})
+	}
+	recovery := gso.recovery
 	if recovery {
 		so.SetConnectionStateRecovery(socket.DefaultConnectionStateRecovery())
 	}

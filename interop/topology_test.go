@@ -30,6 +30,12 @@ type config struct {
 	wsTransport bool
 	// polling: clients of both languages connect over long-polling first, then upgrade to websocket.
 	polling bool
+	// deflate: the Go servers enable per-message deflate (threshold deflateThreshold); Node clients offer it.
+	deflate bool
+}
+
+func (cfg config) serverOpts(recovery bool) goServerOpts {
+	return goServerOpts{recovery: recovery, wsTransport: cfg.wsTransport, deflate: cfg.deflate}
 }
 
 // nodeRecoveryMs is the Node servers' maxDisconnectionDuration when recovery is on.
@@ -114,11 +120,11 @@ func startTopo(t *testing.T, cfg config) *topo {
 		waitN1 = spawnNodeServer(t, nodeDir, "N1", cfg.nodeEnv(tp.prefix))
 	}
 	tp.nc = startNodeClients(t)
-	g0 := startGoServerWith(t, "G0", cfg.newRedis(t), cfg.goOptions(t, tp.prefix), cfg.namespaces, cfg.recovery, cfg.wsTransport)
+	g0 := startGoServerWith(t, "G0", cfg.newRedis(t), cfg.goOptions(t, tp.prefix), cfg.namespaces, cfg.serverOpts(cfg.recovery))
 	if cfg.recovery {
 		tp.servers = []server{g0, waitN0()}
 	} else {
-		g1 := startGoServerWith(t, "G1", cfg.newRedis(t), cfg.goOptions(t, tp.prefix), cfg.namespaces, false, cfg.wsTransport)
+		g1 := startGoServerWith(t, "G1", cfg.newRedis(t), cfg.goOptions(t, tp.prefix), cfg.namespaces, cfg.serverOpts(false))
 		tp.servers = []server{g0, waitN0(), g1, waitN1()}
 	}
 	tp.emitter = newEmitterOrigin(t, cfg, tp.prefix)
@@ -144,6 +150,13 @@ func startTopo(t *testing.T, cfg config) *topo {
 			waitFor(t, fmt.Sprintf("the %d clients of %s on wstransport", want, g.label), func() bool {
 				return g.ws.Stats().Connections == want
 			})
+			if cfg.deflate {
+				t.Cleanup(func() {
+					if g.ws.Stats().Deflated == 0 {
+						t.Errorf("%s: per-message deflate is on, and no message went out compressed", g.label)
+					}
+				})
+			}
 		}
 	}
 	// A Node reader starts at "$" and only holds a position once it read an entry: until then, entries written

@@ -135,12 +135,12 @@ func (*Transport) SharesPreEncodedFrames() bool { return true }
 
 // Stats is a snapshot of a Transport's counters.
 type Stats struct {
-	Connections  int64 // open now
-	Opened       int64 // since the Transport was created
-	SlowClients  int64 // disconnected with ErrSlowClient
-	Backlogs     int64 // times a connection's socket buffer was full and a goroutine took over its writes
-	SharedFrames int64 // broadcast frames built, each written to every socket of its broadcast
-	Deflated     int64 // compressed frames built (a broadcast's once, shared by its sockets)
+	Connections  int64 `json:"connections"`   // open now
+	Opened       int64 `json:"opened"`        // since the Transport was created
+	SlowClients  int64 `json:"slow_clients"`  // disconnected with ErrSlowClient
+	Backlogs     int64 `json:"backlogs"`      // times a connection's socket buffer was full and a goroutine took over its writes
+	SharedFrames int64 `json:"shared_frames"` // broadcast frames built, each written to every socket of its broadcast
+	Deflated     int64 `json:"deflated"`      // compressed frames built (a broadcast's once, shared by its sockets)
 }
 
 // Stats returns the counters.

@@ -15,6 +15,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/socketio-go/redisstreams"
+	"github.com/socketio-go/redisstreams/wstransport"
 )
 
 func main() {
@@ -29,6 +30,7 @@ func main() {
 	opts := socket.DefaultServerOptions()
 	opts.SetAdapter(adapter)
 	opts.SetConnectionStateRecovery(socket.DefaultConnectionStateRecovery()) // optional
+	wstransport.Install(opts, wstransport.Options{})                         // optional: websocket writes cheaper in CPU
 	io := socket.NewServer(nil, opts)
 
 	io.On("connection", func(args ...any) {
