@@ -10,6 +10,7 @@ import (
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/socketio-go/redisstreams/internal/wire"
+	"github.com/socketio-go/redisstreams/wstransport"
 )
 
 // Local delivery of broadcasts. It does what the server's in-memory adapter does in Broadcast (servers/socket
@@ -98,6 +99,7 @@ type delivery struct {
 
 	encoded   []types.BufferInterface
 	writeOpts *socket.WriteOptions
+	message   types.BufferInterface // the pre-encoded Engine.IO message, when the transport shares it
 }
 
 func (d *delivery) decoded() *parser.Packet {
@@ -139,11 +141,16 @@ func (d *delivery) send(s *socket.Socket) {
 		d.writeOpts.Compress = d.compress
 		if sb, ok := d.encoded[0].(*types.StringBuffer); ok && len(d.encoded) == 1 && d.n.sharedFrames {
 			// The Engine.IO message as the in-memory adapter pre-encodes it: "4" (MESSAGE), then the packet.
-			frame := types.NewStringBuffer(make([]byte, 0, 1+sb.Len()))
-			_ = frame.WriteByte('4')
-			_, _ = frame.Write(sb.Bytes())
-			d.writeOpts.WsPreEncodedFrame = frame
+			d.message = types.NewStringBuffer(make([]byte, 0, 1+sb.Len()))
+			_ = d.message.WriteByte('4')
+			_, _ = d.message.Write(sb.Bytes())
+			d.writeOpts.WsPreEncodedFrame = d.message
 		}
+	}
+	// On wstransport, the socket gets the broadcast's shared frame directly, unless the engine may hold packets
+	// for it (then WriteToEngine keeps their order).
+	if d.message != nil && wstransport.WriteBroadcast(s.Conn(), d.message, d.compress == nil || *d.compress) {
+		return
 	}
 	s.Client().WriteToEngine(d.encoded, d.writeOpts)
 }

@@ -67,6 +67,10 @@ type config struct {
 	FanoutRate    float64
 	FanoutDur     time.Duration
 
+	IdleSockets    int           // the idle-sockets scenario (0: skipped)
+	IdleBroadcasts int           // broadcasts to all of them
+	IdleGap        time.Duration // between two of those broadcasts
+
 	ReqRate float64
 	ReqDur  time.Duration
 
@@ -144,11 +148,14 @@ type sysResult struct {
 	Error  string       `json:"error,omitempty"`
 	Steps  []stepResult `json:"steps"`
 
-	FanoutSockets   int     `json:"fanout_sockets"`
-	FanoutSent      int64   `json:"fanout_broadcasts"`
-	FanoutDelivered int64   `json:"fanout_delivered"`
-	FanoutUsPerSend float64 `json:"fanout_cpu_us_per_socket_send"`
-	FanoutOtherPct  float64 `json:"fanout_other_pct"`
+	FanoutSockets    int     `json:"fanout_sockets"`
+	FanoutSent       int64   `json:"fanout_broadcasts"`
+	FanoutDelivered  int64   `json:"fanout_delivered"`
+	FanoutUsPerSend  float64 `json:"fanout_cpu_us_per_socket_send"`
+	FanoutSysPerSend float64 `json:"fanout_system_cpu_us_per_socket_send"` // the kernel's part of FanoutUsPerSend
+	FanoutOtherPct   float64 `json:"fanout_other_pct"`
+
+	Idle *idleResult `json:"idle_sockets,omitempty"`
 
 	Fetch *reqResult `json:"fetch_sockets,omitempty"`
 	SSE   *reqResult `json:"server_side_emit_ack,omitempty"`
@@ -363,6 +370,10 @@ func (h *harness) system(ctx context.Context, sys string, rep int) (out sysResul
 	}
 
 	if err := h.fanout(ctx, cl, &out); err != nil {
+		out.Error = err.Error()
+		return out
+	}
+	if err := h.idle(ctx, cl, &out); err != nil {
 		out.Error = err.Error()
 		return out
 	}
@@ -704,9 +715,10 @@ func (h *harness) fanout(ctx context.Context, cl *cluster, out *sysResult) error
 	out.FanoutOtherPct = d.OtherPct
 	if want > 0 {
 		out.FanoutUsPerSend = float64(d.Procs["B"].Microseconds()) / float64(want)
+		out.FanoutSysPerSend = float64(d.Sys["B"].Microseconds()) / float64(want)
 	}
-	cfg.logf("%s rep %d: fan-out %d sockets, %d broadcasts: %d/%d delivered, B %.2f µs per socket-send (other %.0f%%)",
-		cl.sys, out.Rep, n, lr.Sent, out.FanoutDelivered, want, out.FanoutUsPerSend, d.OtherPct)
+	cfg.logf("%s rep %d: fan-out %d sockets, %d broadcasts: %d/%d delivered, B %.2f µs per socket-send (%.2f in the kernel) (other %.0f%%)",
+		cl.sys, out.Rep, n, lr.Sent, out.FanoutDelivered, want, out.FanoutUsPerSend, out.FanoutSysPerSend, d.OtherPct)
 	closeAll(clients)
 	clients = nil
 	// B gets its single client back, so that fetchSockets finds one socket on each receiver. The closed fan-out

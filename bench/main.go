@@ -51,6 +51,7 @@ func benchMain(args []string) error {
 	lib := fs.String("lib", os.Getenv("BENCH_LIB"), "build the Go servers against the library checkout in this directory (env BENCH_LIB)")
 	outDir := fs.String("out", "", "results directory (default bench/results/<timestamp>)")
 	profile := fs.Float64("profile", 0, "take CPU profiles of the Go servers A and B during the ladder step at this rate (e.g. 10000), of B during the fan-out and of A during the publish path, into the results directory")
+	idle := fs.Int("idle", -1, "sockets of the idle-sockets scenario (default 10000, or 1000 with -quick; 0 skips it)")
 	steps := fs.String("steps", "", "ladder rates, comma separated (default 2500,5000,10000,20000,30000,40000,60000,80000; -quick: 2500,10000)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -73,6 +74,9 @@ func benchMain(args []string) error {
 	}
 	if *reps > 0 {
 		cfg.Reps = *reps
+	}
+	if *idle >= 0 {
+		cfg.IdleSockets = *idle
 	}
 	if *steps != "" {
 		cfg.Steps = nil
@@ -143,25 +147,28 @@ func benchMain(args []string) error {
 // defaultConfig is the full run (2 reps, about 8 minutes on 2 cores) or, with quick, a smoke run.
 func defaultConfig(quick bool) *config {
 	c := &config{
-		Systems:       allSystems,
-		Reps:          2,
-		Steps:         []float64{2500, 5000, 10000, 20000, 30000, 40000, 60000, 80000},
-		StepDur:       3 * time.Second,
-		Warm:          time.Second,
-		Drain:         4 * time.Second,
-		CatchUp:       15 * time.Second,
-		Retries:       2,
-		Other:         10,
-		FanoutSockets: 1000,
-		FanoutRate:    20,
-		FanoutDur:     3 * time.Second,
-		ReqRate:       100,
-		ReqDur:        2 * time.Second,
-		PubEmitters:   512,
-		PubDur:        2 * time.Second,
-		BenchN:        1_000_000,
-		Budget:        6 * time.Minute,
-		MaxRedos:      16,
+		Systems:        allSystems,
+		Reps:           2,
+		Steps:          []float64{2500, 5000, 10000, 20000, 30000, 40000, 60000, 80000},
+		StepDur:        3 * time.Second,
+		Warm:           time.Second,
+		Drain:          4 * time.Second,
+		CatchUp:        15 * time.Second,
+		Retries:        2,
+		Other:          10,
+		FanoutSockets:  1000,
+		FanoutRate:     20,
+		FanoutDur:      3 * time.Second,
+		IdleSockets:    10_000,
+		IdleBroadcasts: 5,
+		IdleGap:        500 * time.Millisecond,
+		ReqRate:        100,
+		ReqDur:         2 * time.Second,
+		PubEmitters:    512,
+		PubDur:         2 * time.Second,
+		BenchN:         1_000_000,
+		Budget:         6 * time.Minute,
+		MaxRedos:       16,
 	}
 	if quick {
 		c.Reps = 1
@@ -172,6 +179,8 @@ func defaultConfig(quick bool) *config {
 		c.Retries = 0
 		c.FanoutSockets = 200
 		c.FanoutDur = 2 * time.Second
+		c.IdleSockets = 1000
+		c.IdleBroadcasts = 2
 		c.ReqDur = time.Second
 		c.PubDur = time.Second
 		c.BenchN = 200_000

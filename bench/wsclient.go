@@ -29,8 +29,13 @@ type wsClient struct {
 // dialClient connects to the Socket.IO server at base ("http://127.0.0.1:port") and waits for the namespace
 // CONNECT answer.
 func dialClient(ctx context.Context, base string, out sink) (*wsClient, error) {
+	return dialClientBuf(ctx, base, out, 64<<10)
+}
+
+// dialClientBuf is dialClient with a read buffer of that size.
+func dialClientBuf(ctx context.Context, base string, out sink, readBuffer int) (*wsClient, error) {
 	url := "ws" + base[len("http"):] + "/socket.io/?EIO=4&transport=websocket"
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 64 << 10}
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: readBuffer, WriteBufferSize: 256}
 	conn, _, err := d.DialContext(ctx, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", url, err)
@@ -123,6 +128,11 @@ func numField(msg []byte, key string) (int64, bool) {
 
 // dialMany opens n clients with a few dials in flight at a time. On error every opened client is closed.
 func dialMany(ctx context.Context, base string, n int, out sink) ([]*wsClient, error) {
+	return dialManyBuf(ctx, base, n, out, 64<<10)
+}
+
+// dialManyBuf is dialMany with clients whose read buffer has that size.
+func dialManyBuf(ctx context.Context, base string, n int, out sink, readBuffer int) ([]*wsClient, error) {
 	clients := make([]*wsClient, n)
 	errs := make([]error, n)
 	sem := make(chan struct{}, 32)
@@ -131,7 +141,7 @@ func dialMany(ctx context.Context, base string, n int, out sink) ([]*wsClient, e
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			clients[i], errs[i] = dialClient(ctx, base, out)
+			clients[i], errs[i] = dialClientBuf(ctx, base, out, readBuffer)
 		})
 	}
 	wg.Wait()

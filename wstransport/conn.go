@@ -62,6 +62,8 @@ type conn struct {
 	closed   chan struct{} // closed once the close frame is written or the connection is dead (made on demand)
 	isClosed bool
 	linger   *time.Timer
+	held     bool   // the transport was made not writable, and the engine may still hold packets (see holdLocked)
+	heldGen  uint64 // counts holdLocked calls
 
 	pullTimer *time.Timer // see pullTick
 	pullArmed bool
@@ -167,27 +169,58 @@ func (c *conn) submit(items []item) {
 		n += len(it.b)
 	}
 	c.mu.Lock()
-	if c.closing || c.dead {
+	if c.closing || c.dead || c.overflowLocked(n) {
 		c.mu.Unlock()
-		return
-	}
-	if c.queued > 0 && c.queued+n > c.t.maxQueued {
-		queued := c.queued
-		c.dieLocked(fmt.Errorf("%w: %d bytes waiting, %d more to send, MaxQueuedBytes %d", ErrSlowClient, queued, n, c.t.maxQueued))
-		c.mu.Unlock()
-		c.t.slow.Add(1)
-		if ok, suppressed := c.t.slowLog.Allow(); ok {
-			c.t.log.LogAttrs(context.Background(), slog.LevelWarn, "wstransport: disconnecting a client that does not read",
-				slog.String("sid", c.Sid()), slog.String("remote", c.nc.RemoteAddr().String()),
-				slog.Int("queued_bytes", queued), slog.Int("max_queued_bytes", c.t.maxQueued),
-				slog.Int("unlogged_before", suppressed))
-		}
-		_ = c.nc.Close() // the reader reports the failure
 		return
 	}
 	c.queued += n
 	c.queue = append(c.queue, items...)
 	c.startLocked()
+}
+
+// overflowLocked reports whether n more bytes would put more than MaxQueuedBytes in the queue; then the client is
+// disconnected (the connection is dead, the reader reports ErrSlowClient). Called with c.mu held.
+func (c *conn) overflowLocked(n int) bool {
+	if c.queued == 0 || c.queued+n <= c.t.maxQueued {
+		return false
+	}
+	queued := c.queued
+	c.dieLocked(fmt.Errorf("%w: %d bytes waiting, %d more to send, MaxQueuedBytes %d", ErrSlowClient, queued, n, c.t.maxQueued))
+	c.t.slow.Add(1)
+	if ok, suppressed := c.t.slowLog.Allow(); ok {
+		c.t.log.LogAttrs(context.Background(), slog.LevelWarn, "wstransport: disconnecting a client that does not read",
+			slog.String("sid", c.Sid()), slog.String("remote", c.nc.RemoteAddr().String()),
+			slog.Int("queued_bytes", queued), slog.Int("max_queued_bytes", c.t.maxQueued),
+			slog.Int("unlogged_before", suppressed))
+	}
+	_ = c.nc.Close() // the reader reports the failure
+	return true
+}
+
+// writeShared queues the shared frame of a broadcast's pre-encoded message and writes it, unless the engine may
+// hold packets for this socket (then it returns false, having done nothing). See WriteBroadcast.
+func (c *conn) writeShared(message types.BufferInterface, compress bool) bool {
+	f, ok := c.t.frames.get(message)
+	if !ok {
+		return false
+	}
+	b := f.frame
+	if pmd := c.PerMessageDeflate(); compress && pmd != nil && c.offered && f.payload >= pmd.Threshold {
+		b = f.compressed(&c.t.frames.deflated)
+	}
+	c.mu.Lock()
+	if c.held || c.closing || c.dead {
+		c.mu.Unlock()
+		return false
+	}
+	if c.overflowLocked(len(b)) {
+		c.mu.Unlock()
+		return true // dropped with the client
+	}
+	c.queued += len(b)
+	c.queue = append(c.queue, item{b: b})
+	c.startLocked()
+	return true
 }
 
 // submitControl queues a control frame (pong, close), not subject to MaxQueuedBytes.
@@ -215,7 +248,7 @@ func (c *conn) startLocked() {
 	}
 	c.busy = true
 	if c.raw == nil {
-		c.SetWritable(false)
+		c.holdLocked()
 		c.mu.Unlock()
 		select {
 		case c.wake <- struct{}{}:
@@ -223,15 +256,21 @@ func (c *conn) startLocked() {
 		}
 		return
 	}
-	c.mu.Unlock()
-	c.writeNow()
+	c.writeNowLocked()
 }
 
-// writeNow writes the queue without waiting, as long as the socket takes it. When it does not, a goroutine takes
-// over (writeQueued). Called by the writer (busy).
-func (c *conn) writeNow() {
+// holdLocked makes the transport not writable: the engine holds the packets sent to the socket until "ready", and
+// the adapter's broadcasts go through it too (see WriteBroadcast), so that nothing overtakes what it holds.
+func (c *conn) holdLocked() {
+	c.SetWritable(false)
+	c.held = true
+	c.heldGen++
+}
+
+// writeNowLocked writes the queue without waiting, as long as the socket takes it. When it does not, a goroutine
+// takes over (writeQueued). Called by the writer (busy) with c.mu held; returns with it released.
+func (c *conn) writeNowLocked() {
 	for {
-		c.mu.Lock()
 		batch := c.queue
 		if c.dead || len(batch) == 0 {
 			c.busy = false
@@ -245,11 +284,11 @@ func (c *conn) writeNow() {
 			c.fail(err)
 			return
 		}
-		drains, rest := c.written(batch, written)
+		c.mu.Lock()
+		drains, rest := c.writtenLocked(batch, written)
 		if blocked {
-			c.mu.Lock()
 			c.queue = append(rest[:len(rest):len(rest)], c.queue...)
-			c.SetWritable(false)
+			c.holdLocked()
 			c.armPullLocked()
 			c.mu.Unlock()
 			c.t.backlogs.Add(1)
@@ -257,13 +296,15 @@ func (c *conn) writeNow() {
 			c.emitDrains(drains)
 			return
 		}
-		c.mu.Lock()
 		if c.queue == nil { // nothing came meanwhile: keep the array for the next batch
 			clear(batch)
 			c.queue = batch[:0]
 		}
-		c.mu.Unlock()
-		c.emitDrains(drains)
+		if drains > 0 {
+			c.mu.Unlock()
+			c.emitDrains(drains)
+			c.mu.Lock()
+		}
 	}
 }
 
@@ -280,8 +321,14 @@ func (c *conn) writeQueued() bool {
 		if len(batch) == 0 {
 			c.busy = false
 			c.SetWritable(true)
+			gen := c.heldGen
 			c.mu.Unlock()
-			c.Emit("ready")
+			c.Emit("ready") // the engine flushes what it held, synchronously
+			c.mu.Lock()
+			if c.heldGen == gen { // not held again meanwhile: the engine holds nothing
+				c.held = false
+			}
+			c.mu.Unlock()
 			return true
 		}
 		c.queue = nil
@@ -296,7 +343,9 @@ func (c *conn) writeQueued() bool {
 			c.fail(err)
 			return false
 		}
-		drains, _ := c.written(batch, int(n))
+		c.mu.Lock()
+		drains, _ := c.writtenLocked(batch, int(n))
+		c.mu.Unlock()
 		c.emitDrains(drains)
 	}
 }
@@ -354,11 +403,10 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// written accounts for the first n bytes of batch having been written: it returns how many Sends are complete
-// (their "drain" is due) and the items not written yet (the first one cut to what remains of it).
-func (c *conn) written(batch []item, n int) (drains int, rest []item) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// writtenLocked accounts for the first n bytes of batch having been written: it returns how many Sends are
+// complete (their "drain" is due) and the items not written yet (the first one cut to what remains of it).
+// Called with c.mu held.
+func (c *conn) writtenLocked(batch []item, n int) (drains int, rest []item) {
 	c.queued -= n
 	for i := range batch {
 		it := &batch[i]

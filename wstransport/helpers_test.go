@@ -288,6 +288,24 @@ func (c *frameConn) writeFrame(t testing.TB, b0 byte, payload []byte) {
 	}
 }
 
+func httpGet(t testing.TB, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	must(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	must(t, err)
+	return string(b)
+}
+
+func httpPost(t testing.TB, url, body string) {
+	t.Helper()
+	resp, err := http.Post(url, "text/plain", strings.NewReader(body))
+	must(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+}
+
 // ownGoroutines returns the stacks of the live goroutines running this package's code (tests excluded).
 func ownGoroutines() []string {
 	buf := make([]byte, 1<<20)

@@ -133,6 +133,26 @@ func (t *Transport) New(ctx *types.HttpContext) transports.Transport {
 // socket-send of a broadcast at no cost (the engine's own transport builds a new message from it per send).
 func (*Transport) SharesPreEncodedFrames() bool { return true }
 
+// WriteBroadcast writes a broadcast's packet to one socket without going through the engine's socket, when the
+// socket is on this transport: message is the Engine.IO message as the in-memory adapter pre-encodes a broadcast
+// for every socket (packet.Options.WsPreEncodedFrame: "4" then the encoded Socket.IO packet, one buffer shared by
+// all the sockets of the broadcast), compress the broadcast's compress flag. Its frame is the one shared by every
+// socket of the broadcast. This skips the per-socket work of the Socket.IO and Engine.IO layers (a copy of the
+// packet, the packet and its options, five events), so the engine's socket emits no "packetCreate", "flush" or
+// "drain" for these packets.
+//
+// It returns false, having done nothing, when the socket is not open or not on this transport, or when the
+// engine may hold packets for it (the transport is not writable, or was not since the engine last flushed): the
+// caller then writes through the Socket.IO client (Client.WriteToEngine), which keeps the order of the packets
+// and drops volatile ones. A client that does not read is disconnected here as in Send (ErrSlowClient).
+func WriteBroadcast(s engine.Socket, message types.BufferInterface, compress bool) bool {
+	if s == nil || s.ReadyState() != "open" {
+		return false
+	}
+	c, ok := s.Transport().(*conn)
+	return ok && c.writeShared(message, compress)
+}
+
 // Stats is a snapshot of a Transport's counters.
 type Stats struct {
 	Connections  int64 `json:"connections"`   // open now

@@ -1,0 +1,77 @@
+package wstransport
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// WriteBroadcast, the adapter's direct path, interleaved in one goroutine with packets that go through the engine
+// (socket.Emit, and WriteToEngine when WriteBroadcast declines): the client gets every packet in the order they
+// were sent, across a backlog (while the engine holds packets, WriteBroadcast declines), and the direct path is
+// taken again once the backlog is gone.
+func TestWriteBroadcastKeepsOrder(t *testing.T) {
+	s := startServer(t, Options{MaxQueuedBytes: 256 << 20}, nil, nil)
+	c := dialRaw(t, s, smallReadBuffer(), true)
+	so := s.socket(t)
+	tr := transportOf(so)
+	pad := strings.Repeat("o", 4096)
+	direct, declined := 0, 0
+	send := func(i int) {
+		packet := `2["m",` + strconv.Itoa(i) + `,"` + pad + `"]`
+		if i%2 == 0 {
+			must(t, so.Emit("m", i, pad))
+			return
+		}
+		if WriteBroadcast(so.Conn(), types.NewStringBufferString("4"+packet), true) {
+			direct++
+			return
+		}
+		declined++
+		wo := &socket.WriteOptions{}
+		wo.PreEncoded = true
+		so.Client().WriteToEngine([]types.BufferInterface{types.NewStringBufferString(packet)}, wo)
+	}
+	i := 0
+	for ; tr.Writable(); i++ {
+		if i == 20_000 {
+			t.Fatal("80 MB to a client that does not read never made a backlog")
+		}
+		send(i)
+	}
+	for end := i + 200; i < end; i++ {
+		send(i)
+	}
+	if declined == 0 {
+		t.Fatal("WriteBroadcast never declined while the transport was not writable")
+	}
+	for j := range i {
+		if msg := c.readText(t); !strings.HasPrefix(msg, `42["m",`+strconv.Itoa(j)+`,`) {
+			t.Fatalf("message %d: %.20q", j, msg)
+		}
+	}
+	waitFor(t, "the engine to have flushed what it held", func() bool {
+		return WriteBroadcast(so.Conn(), types.NewStringBufferString(`42["after"]`), true)
+	})
+	if msg := c.readText(t); msg != `42["after"]` {
+		t.Fatalf("after the backlog: %q", msg)
+	}
+	if direct == 0 {
+		t.Fatal("WriteBroadcast never took the direct path")
+	}
+}
+
+// WriteBroadcast declines sockets that are not on this transport (long-polling).
+func TestWriteBroadcastDeclinesPolling(t *testing.T) {
+	s := startServer(t, Options{}, nil, func(tr *Transport) {})
+	body := httpGet(t, s.url+"/socket.io/?EIO=4&transport=polling")
+	sid := openSid(t, body)
+	httpPost(t, s.url+"/socket.io/?EIO=4&transport=polling&sid="+sid, "40")
+	so := s.socket(t)
+	if WriteBroadcast(so.Conn(), types.NewStringBufferString(`42["x"]`), true) {
+		t.Fatal("WriteBroadcast took a long-polling socket")
+	}
+}
