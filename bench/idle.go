@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -59,6 +60,14 @@ func (h *harness) idle(ctx context.Context, cl *cluster, out *sysResult) error {
 		return fmt.Errorf("idle: %w", err)
 	}
 	r.RSSPerSock = float64(r.RSSAfter-r.RSSBefore) / float64(n)
+	if cfg.ProfileRate > 0 && cl.sys != "node" { // after the RSS: a heap profile runs a GC
+		for _, kind := range []string{"heap", "goroutine"} {
+			file := filepath.Join(cfg.ProfileDir, fmt.Sprintf("%s-rep%d-idle-B-%s.pprof", cl.sys, out.Rep, kind))
+			if err := cl.b.snapshot(ctx, kind, file); err != nil {
+				cfg.logf("%s profile of B with the idle sockets: %v", kind, err)
+			}
+		}
+	}
 
 	pids := map[string]int{"B": cl.b.pid(), "harness": selfPid(), "redis": h.redis.Pid(), "A": cl.a.pid(), "C": cl.c.pid()}
 	base := h.take(1 << 10)

@@ -50,7 +50,7 @@ func benchMain(args []string) error {
 	reps := fs.Int("reps", 0, "repetitions (default 2, or 1 with -quick)")
 	lib := fs.String("lib", os.Getenv("BENCH_LIB"), "build the Go servers against the library checkout in this directory (env BENCH_LIB)")
 	outDir := fs.String("out", "", "results directory (default bench/results/<timestamp>)")
-	profile := fs.Float64("profile", 0, "take CPU profiles of the Go servers A and B during the ladder step at this rate (e.g. 10000), of B during the fan-out and of A during the publish path, into the results directory")
+	profile := fs.Float64("profile", 0, "take CPU profiles of the Go servers A and B during the ladder step at this rate (e.g. 10000), of B during the fan-out and of A during the publish path, and heap and goroutine profiles of B with the idle sockets, into the results directory")
 	idle := fs.Int("idle", -1, "sockets of the idle-sockets scenario (default 10000, or 1000 with -quick; 0 skips it)")
 	steps := fs.String("steps", "", "ladder rates, comma separated (default 2500,5000,10000,20000,30000,40000,60000,80000; -quick: 2500,10000)")
 	if err := fs.Parse(args); err != nil {

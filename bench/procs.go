@@ -281,13 +281,17 @@ func delta(a, b cpuSample) cpuDelta {
 	return d
 }
 
-// profile saves a CPU profile of a Go server taken over d.
-func (p *proc) profile(ctx context.Context, d time.Duration, file string) error {
-	secs := max(1, int(d.Round(time.Second)/time.Second))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.base, secs), nil)
+// snapshot saves a profile of a Go server at this instant (kind: heap, goroutine).
+func (p *proc) snapshot(ctx context.Context, kind, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+"/debug/pprof/"+kind+"?gc=1", nil)
 	if err != nil {
 		return err
 	}
+	return p.save(req, file)
+}
+
+// save writes the answer to req into file.
+func (p *proc) save(req *http.Request, file string) error {
 	res, err := ctlClient.Do(req)
 	if err != nil {
 		return err
@@ -302,4 +306,14 @@ func (p *proc) profile(ctx context.Context, d time.Duration, file string) error 
 	}
 	_, err = io.Copy(f, res.Body)
 	return errors.Join(err, f.Close())
+}
+
+// profile saves a CPU profile of a Go server taken over d.
+func (p *proc) profile(ctx context.Context, d time.Duration, file string) error {
+	secs := max(1, int(d.Round(time.Second)/time.Second))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.base, secs), nil)
+	if err != nil {
+		return err
+	}
+	return p.save(req, file)
 }

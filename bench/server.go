@@ -37,6 +37,7 @@ import (
 //	POST /ctl/sockets                                 -> {sockets}                      sockets connected to this server
 //	POST /ctl/stats                                   -> {supported, lost, duplicates}  this library's loss counters
 //	GET  /debug/pprof/profile?seconds=N               CPU profile (Go servers only)
+//	GET  /debug/pprof/heap, /debug/pprof/goroutine      heap and goroutine profiles (Go servers only)
 //
 // It prints "READY <port>" once listening and exits when stdin closes.
 
@@ -121,7 +122,9 @@ func serveMain(args []string) error {
 	mux.HandleFunc("/ctl/count", s.handle(s.count))
 	mux.HandleFunc("/ctl/sockets", s.handle(s.sockets))
 	mux.HandleFunc("/ctl/stats", s.handle(s.adapterStats))
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile) // the harness's -profile option (loopback only)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)            // the harness's -profile option (loopback only)
+	mux.Handle("/debug/pprof/heap", pprof.Handler("heap"))           // -profile: B's heap with the idle sockets
+	mux.Handle("/debug/pprof/goroutine", pprof.Handler("goroutine")) // idem, its goroutines
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
