@@ -14,6 +14,7 @@ import (
 
 	"github.com/socketio-go/redisstreams/internal/rdb"
 	"github.com/socketio-go/redisstreams/internal/wire"
+	"github.com/socketio-go/redisstreams/wstransport"
 )
 
 // Errors returned (wrapped) by the adapter.
@@ -247,8 +248,9 @@ func (a *Adapter) unregister(ctx context.Context, n *nspAdapter) error {
 }
 
 // dispatchEntry hands one stream entry to the namespace adapters it concerns. Bad entries are skipped, counted
-// and logged; they never stop the reader.
-func (a *Adapter) dispatchEntry(stream string, e *rdb.Entry) {
+// and logged; they never stop the reader. Plain broadcasts' writes to wstransport sockets start at batch.Flush
+// (nil: at once).
+func (a *Adapter) dispatchEntry(stream string, e *rdb.Entry, batch *wstransport.Batch) {
 	a.stats.received.Add(1)
 	nspName := e.Fields["nsp"]
 	if nspName == "" {
@@ -270,7 +272,7 @@ func (a *Adapter) dispatchEntry(stream string, e *rdb.Entry) {
 	}
 	var msg *wire.Message
 	for _, n := range targets {
-		if raw != nil && n.onRawBroadcast(e.Fields["uid"], raw, e.ID) {
+		if raw != nil && n.onRawBroadcast(e.Fields["uid"], raw, e.ID, batch) {
 			continue
 		}
 		if msg == nil {

@@ -82,9 +82,10 @@ func (n *nspAdapter) deliverOwn(packet *parser.Packet, msg *wire.Message, flags 
 }
 
 // deliverRaw delivers an EVENT packet whose arguments are the JSON text data (an array, event name first, checked
-// by wire.ScanBroadcast), without decoding them unless an outgoing-packet listener needs the packet.
-func (n *nspAdapter) deliverRaw(data string, o *wire.Options) {
-	d := delivery{n: n, raw: data, volatile: o.Flags.Volatile, compress: o.Flags.Compress}
+// by wire.ScanBroadcast), without decoding them unless an outgoing-packet listener needs the packet. The writes to
+// wstransport sockets start at batch.Flush.
+func (n *nspAdapter) deliverRaw(data string, o *wire.Options, batch *wstransport.Batch) {
+	d := delivery{n: n, raw: data, volatile: o.Flags.Volatile, compress: o.Flags.Compress, batch: batch}
 	n.forEachSocket(toRooms(o.Rooms), toRooms(o.Except), &d)
 }
 
@@ -100,6 +101,7 @@ type delivery struct {
 	encoded   []types.BufferInterface
 	writeOpts *socket.WriteOptions
 	message   types.BufferInterface // the pre-encoded Engine.IO message, when the transport shares it
+	batch     *wstransport.Batch    // the stream read this broadcast came with (raw path); nil: write at once
 }
 
 func (d *delivery) decoded() *parser.Packet {
@@ -148,8 +150,8 @@ func (d *delivery) send(s *socket.Socket) {
 		}
 	}
 	// On wstransport, the socket gets the broadcast's shared frame directly, unless the engine may hold packets
-	// for it (then WriteToEngine keeps their order).
-	if d.message != nil && wstransport.WriteBroadcast(s.Conn(), d.message, d.compress == nil || *d.compress) {
+	// for it (then WriteToEngine keeps their order); from the stream, its writes start once the batch is done.
+	if d.message != nil && wstransport.WriteBroadcastBatch(s.Conn(), d.message, d.compress == nil || *d.compress, d.batch) {
 		return
 	}
 	s.Client().WriteToEngine(d.encoded, d.writeOpts)
@@ -234,9 +236,9 @@ func (n *nspAdapter) forEachSocket(rooms, except []socket.Room, d *delivery) {
 }
 
 // onRawBroadcast delivers a plain BROADCAST read from the stream (see wire.ScanBroadcast) without decoding its
-// arguments. It returns false, having done nothing, when the message needs the decoded path: a server with
-// another parser, or a restore in progress that may hold the packet.
-func (n *nspAdapter) onRawBroadcast(uid string, rb *wire.RawBroadcast, offset string) bool {
+// arguments; writes to wstransport sockets start at batch.Flush. It returns false, having done nothing, when the
+// message needs the decoded path: a server with another parser, or a restore in progress that may hold the packet.
+func (n *nspAdapter) onRawBroadcast(uid string, rb *wire.RawBroadcast, offset string, batch *wstransport.Batch) bool {
 	if !n.rawEncoding() {
 		return false
 	}
@@ -251,7 +253,7 @@ func (n *nspAdapter) onRawBroadcast(uid string, rb *wire.RawBroadcast, offset st
 		n.seen(uid)
 	}
 	n.rawBroadcasts.Add(1)
-	n.deliverRaw(data, &rb.Opts)
+	n.deliverRaw(data, &rb.Opts, batch)
 	return true
 }
 

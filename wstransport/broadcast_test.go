@@ -75,3 +75,45 @@ func TestWriteBroadcastDeclinesPolling(t *testing.T) {
 		t.Fatal("WriteBroadcast took a long-polling socket")
 	}
 }
+
+// WriteBroadcastBatch defers the writes until Flush: the broadcasts of a batch go out to each socket in one write,
+// in order; a write through the engine meanwhile writes them first.
+func TestWriteBroadcastBatch(t *testing.T) {
+	s := startServer(t, Options{}, nil, nil)
+	c1, c2 := dialRaw(t, s, nil, true), dialRaw(t, s, nil, true)
+	so1, so2 := s.socket(t), s.socket(t)
+	var batch Batch
+	writes := s.tr.Stats().Writes
+	for i := range 5 {
+		msg := types.NewStringBufferString(`42["b",` + strconv.Itoa(i) + `]`)
+		for _, so := range []*socket.Socket{so1, so2} {
+			if !WriteBroadcastBatch(so.Conn(), msg, true, &batch) {
+				t.Fatal("WriteBroadcastBatch declined an idle websocket")
+			}
+		}
+	}
+	if got := s.tr.Stats().Writes - writes; got != 0 {
+		t.Fatalf("%d writes before Flush, want 0", got)
+	}
+	batch.Flush()
+	if got := s.tr.Stats().Writes - writes; got != 2 {
+		t.Fatalf("%d writes for 5 broadcasts to 2 sockets, want 2", got)
+	}
+	for _, c := range []*rawClient{c1, c2} {
+		for i := range 5 {
+			if msg := c.readText(t); msg != `42["b",`+strconv.Itoa(i)+`]` {
+				t.Fatalf("got %q, want broadcast %d", msg, i)
+			}
+		}
+	}
+
+	// Deferred frames, then a packet through the engine before the Flush: all in order.
+	WriteBroadcastBatch(so1.Conn(), types.NewStringBufferString(`42["deferred"]`), true, &batch)
+	must(t, so1.Emit("engine"))
+	batch.Flush()
+	for _, want := range []string{`42["deferred"]`, `42["engine"]`} {
+		if msg := c1.readText(t); msg != want {
+			t.Fatalf("got %q, want %q", msg, want)
+		}
+	}
+}

@@ -62,6 +62,7 @@ type conn struct {
 	closed   chan struct{} // closed once the close frame is written or the connection is dead (made on demand)
 	isClosed bool
 	linger   *time.Timer
+	deferred bool   // in a Batch: its writes start at Batch.Flush (or at any other write)
 	held     bool   // the transport was made not writable, and the engine may still hold packets (see holdLocked)
 	heldGen  uint64 // counts holdLocked calls
 
@@ -197,9 +198,10 @@ func (c *conn) overflowLocked(n int) bool {
 	return true
 }
 
-// writeShared queues the shared frame of a broadcast's pre-encoded message and writes it, unless the engine may
-// hold packets for this socket (then it returns false, having done nothing). See WriteBroadcast.
-func (c *conn) writeShared(message types.BufferInterface, compress bool) bool {
+// writeShared queues the shared frame of a broadcast's pre-encoded message and writes it (or leaves that to
+// batch.Flush), unless the engine may hold packets for this socket (then it returns false, having done nothing).
+// See WriteBroadcastBatch.
+func (c *conn) writeShared(message types.BufferInterface, compress bool, batch *Batch) bool {
 	f, ok := c.t.frames.get(message)
 	if !ok {
 		return false
@@ -219,6 +221,14 @@ func (c *conn) writeShared(message types.BufferInterface, compress bool) bool {
 	}
 	c.queued += len(b)
 	c.queue = append(c.queue, item{b: b})
+	if batch != nil && !c.busy {
+		if !c.deferred {
+			c.deferred = true
+			batch.conns = append(batch.conns, c)
+		}
+		c.mu.Unlock()
+		return true
+	}
 	c.startLocked()
 	return true
 }
@@ -279,6 +289,7 @@ func (c *conn) writeNowLocked() {
 		}
 		c.queue = nil
 		c.mu.Unlock()
+		c.t.writes.Add(1)
 		written, blocked, err := tryWrite(c.raw, batch)
 		if err != nil {
 			c.fail(err)
@@ -338,6 +349,7 @@ func (c *conn) writeQueued() bool {
 		for i, it := range batch {
 			bufs[i] = it.b
 		}
+		c.t.writes.Add(1)
 		n, err := bufs.WriteTo(c.nc)
 		if err != nil {
 			c.fail(err)

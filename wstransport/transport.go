@@ -66,7 +66,7 @@ type Transport struct {
 
 	frames frameCache
 
-	open, opened, slow, backlogs atomic.Int64
+	open, opened, slow, backlogs, writes atomic.Int64
 
 	noRaw  bool // tests: use the writer goroutine even where non-blocking writes are possible
 	noPull bool // tests: a backlogged connection does not take in what the engine buffered until it has caught up
@@ -146,11 +146,39 @@ func (*Transport) SharesPreEncodedFrames() bool { return true }
 // caller then writes through the Socket.IO client (Client.WriteToEngine), which keeps the order of the packets
 // and drops volatile ones. A client that does not read is disconnected here as in Send (ErrSlowClient).
 func WriteBroadcast(s engine.Socket, message types.BufferInterface, compress bool) bool {
+	return WriteBroadcastBatch(s, message, compress, nil)
+}
+
+// WriteBroadcastBatch is WriteBroadcast, except that when batch is not nil and nobody is writing to the socket,
+// the frame is only queued: the socket's writes start at batch.Flush, so that the broadcasts of a batch (a stream
+// read) go out to each socket in one writev. Any other write to the socket meanwhile writes them too, in order.
+func WriteBroadcastBatch(s engine.Socket, message types.BufferInterface, compress bool, batch *Batch) bool {
 	if s == nil || s.ReadyState() != "open" {
 		return false
 	}
 	c, ok := s.Transport().(*conn)
-	return ok && c.writeShared(message, compress)
+	return ok && c.writeShared(message, compress, batch)
+}
+
+// Batch collects the sockets whose writes WriteBroadcastBatch deferred. Its zero value is ready. One goroutine at
+// a time uses it, and must call Flush when its batch is done.
+type Batch struct {
+	conns []*conn
+}
+
+// Flush starts the deferred writes, one writev per socket.
+func (b *Batch) Flush() {
+	for i, c := range b.conns {
+		b.conns[i] = nil
+		c.mu.Lock()
+		c.deferred = false
+		if len(c.queue) > 0 {
+			c.startLocked()
+		} else {
+			c.mu.Unlock()
+		}
+	}
+	b.conns = b.conns[:0]
 }
 
 // Stats is a snapshot of a Transport's counters.
@@ -159,6 +187,7 @@ type Stats struct {
 	Opened       int64 `json:"opened"`        // since the Transport was created
 	SlowClients  int64 `json:"slow_clients"`  // disconnected with ErrSlowClient
 	Backlogs     int64 `json:"backlogs"`      // times a connection's socket buffer was full and a goroutine took over its writes
+	Writes       int64 `json:"writes"`        // writes to the sockets (a write takes every frame queued for its socket)
 	SharedFrames int64 `json:"shared_frames"` // broadcast frames built, each written to every socket of its broadcast
 	Deflated     int64 `json:"deflated"`      // compressed frames built (a broadcast's once, shared by its sockets)
 }
@@ -170,6 +199,7 @@ func (t *Transport) Stats() Stats {
 		Opened:       t.opened.Load(),
 		SlowClients:  t.slow.Load(),
 		Backlogs:     t.backlogs.Load(),
+		Writes:       t.writes.Load(),
 		SharedFrames: t.frames.built.Load(),
 		Deflated:     t.frames.deflated.Load(),
 	}
