@@ -117,3 +117,33 @@ func TestWriteBroadcastBatch(t *testing.T) {
 		}
 	}
 }
+
+// A batch to more sockets than one goroutine flushes (flushShare) is written by several: every socket gets the
+// broadcasts of the batch, in order.
+func TestWriteBroadcastBatchShares(t *testing.T) {
+	s := startServer(t, Options{}, nil, nil)
+	n := 2*flushShare + 7
+	clients := make([]*rawClient, n)
+	socks := make([]*socket.Socket, n)
+	for i := range n {
+		clients[i] = dialRaw(t, s, nil, true)
+		socks[i] = s.socket(t)
+	}
+	var batch Batch
+	for k := range 3 {
+		msg := types.NewStringBufferString(`42["b",` + strconv.Itoa(k) + `]`)
+		for _, so := range socks {
+			if !WriteBroadcastBatch(so.Conn(), msg, true, &batch) {
+				t.Fatal("WriteBroadcastBatch declined an idle websocket")
+			}
+		}
+	}
+	batch.Flush()
+	for _, c := range clients {
+		for k := range 3 {
+			if msg := c.readText(t); msg != `42["b",`+strconv.Itoa(k)+`]` {
+				t.Fatalf("got %q, want broadcast %d", msg, k)
+			}
+		}
+	}
+}

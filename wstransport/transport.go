@@ -18,6 +18,9 @@ package wstransport
 import (
 	"errors"
 	"log/slog"
+	"runtime"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -166,10 +169,31 @@ type Batch struct {
 	conns []*conn
 }
 
-// Flush starts the deferred writes, one writev per socket.
+// Flush starts the deferred writes, one writev per socket. A large batch (a broadcast to many sockets) is written
+// by up to GOMAXPROCS goroutines, each taking a share of the sockets, so that the last socket has it sooner; Flush
+// returns when every share is written (or handed to a goroutine of its socket's backlog).
 func (b *Batch) Flush() {
-	for i, c := range b.conns {
-		b.conns[i] = nil
+	shares := min(runtime.GOMAXPROCS(0), len(b.conns)/flushShare)
+	if shares > 1 {
+		var wg sync.WaitGroup
+		size := (len(b.conns) + shares - 1) / shares
+		for part := range slices.Chunk(b.conns[size:], size) {
+			wg.Go(func() { flushConns(part) })
+		}
+		flushConns(b.conns[:size])
+		wg.Wait()
+	} else {
+		flushConns(b.conns)
+	}
+	clear(b.conns)
+	b.conns = b.conns[:0]
+}
+
+// flushShare is the fewest sockets Batch.Flush gives a goroutine of its own.
+const flushShare = 256
+
+func flushConns(conns []*conn) {
+	for _, c := range conns {
 		c.mu.Lock()
 		c.deferred = false
 		if len(c.queue) > 0 {
@@ -178,7 +202,6 @@ func (b *Batch) Flush() {
 			c.mu.Unlock()
 		}
 	}
-	b.conns = b.conns[:0]
 }
 
 // Stats is a snapshot of a Transport's counters.
