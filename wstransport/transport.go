@@ -13,6 +13,14 @@
 //
 // Everything else is the engine's: handshakes, upgrades from long-polling, Engine.IO heartbeats, maxHttpBufferSize
 // (reads go through the engine's gorilla/websocket connection, which also negotiates per-message deflate).
+//
+// A broadcaster that pre-encodes its message (as the Socket.IO server's in-memory adapter and this module's adapter
+// do) can also write it to a socket directly with [WriteBroadcast], and defer the writes of several broadcasts to
+// one per socket with [Batch].
+//
+// One constraint the engine's own transport does not have: a send callback of the engine's API (engine.Socket.Send
+// with a callback; Socket.IO does not use them) runs when its write completes, which can be inside the engine's
+// flush of that socket; such a callback must not send on the same socket.
 package wstransport
 
 import (
