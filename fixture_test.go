@@ -415,13 +415,7 @@ func (c *testClient) expect(t testing.TB, name string) []any {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	siotest.WaitFor(t, what, cond)
 }
 
 func testLogger(t testing.TB) *slog.Logger {

@@ -4,15 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"compress/flate"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -21,6 +22,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/socketio-go/redisstreams/internal/siotest"
 )
 
 // testServer is a Socket.IO server with this package's transport, on a real loopback port.
@@ -68,18 +71,7 @@ func startServer(t testing.TB, o Options, configure func(*socket.ServerOptions),
 		})
 		s.conns <- so
 	})
-	hs := httptest.NewServer(s.io.ServeHandler(nil))
-	s.url = hs.URL
-	t.Cleanup(func() {
-		done := make(chan struct{})
-		s.io.Close(func(error) { close(done) })
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("server close did not finish within 10s")
-		}
-		hs.Close()
-	})
+	s.url = siotest.Serve(t, s.io, func(context.Context) error { return nil })
 	return s
 }
 
@@ -174,6 +166,16 @@ func (c *rawClient) readText(t testing.TB) string {
 		t.Fatalf("read: message type %d, want text", mt)
 	}
 	return string(b)
+}
+
+// expectClose reads the server's close frame, which must carry code.
+func (c *rawClient) expectClose(t testing.TB, code int) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err := c.ReadMessage()
+	if ce, ok := errors.AsType[*websocket.CloseError](err); !ok || ce.Code != code {
+		t.Fatalf("read %v, want the server's close frame with code %d", err, code)
+	}
 }
 
 func (c *rawClient) writeText(t testing.TB, s string) {
@@ -319,17 +321,7 @@ func ownGoroutines() []string {
 	return out
 }
 
-// waitFor polls cond until it holds, or fails the test after 10s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+var waitFor = siotest.WaitFor
 
 // transportOf returns the engine transport of a server-side socket.
 func transportOf(so *socket.Socket) *conn {

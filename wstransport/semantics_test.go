@@ -252,12 +252,7 @@ func TestClientCloseFrame(t *testing.T) {
 	c := dialRaw(t, s, nil, true)
 	so := s.socket(t)
 	must(t, c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "bye"), time.Now().Add(5*time.Second)))
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, _, err := c.ReadMessage()
-	var ce *websocket.CloseError
-	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
-		t.Fatalf("after the client's close frame: %v, want the server's close frame with code 1001", err)
-	}
+	c.expectClose(t, websocket.CloseGoingAway)
 	if d := s.disconnected(t, so.Id()); d.reason != "transport close" {
 		t.Fatalf("disconnect reason %q, want transport close", d.reason)
 	}
@@ -283,11 +278,7 @@ func TestServerCloseFlushesThenCloseFrame(t *testing.T) {
 			if msg := c.readText(t); msg != "41" {
 				t.Fatalf("want the DISCONNECT packet, got %q", msg)
 			}
-			_, _, err := c.ReadMessage()
-			var ce *websocket.CloseError
-			if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
-				t.Fatalf("after the last packet: %v, want a close frame with code 1000", err)
-			}
+			c.expectClose(t, websocket.CloseNormalClosure)
 			if d := s.disconnected(t, so.Id()); d.reason != "server namespace disconnect" {
 				t.Fatalf("disconnect reason %q", d.reason)
 			}
@@ -445,12 +436,7 @@ func TestMaxHttpBufferSize(t *testing.T) {
 		t.Fatal("the message under the limit was not read")
 	}
 	c.writeText(t, `42["m","`+strings.Repeat("b", 2000)+`"]`)
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, _, err := c.ReadMessage()
-	var ce *websocket.CloseError
-	if !errors.As(err, &ce) || ce.Code != websocket.CloseMessageTooBig {
-		t.Fatalf("after an oversized message: %v, want a close frame with code 1009", err)
-	}
+	c.expectClose(t, websocket.CloseMessageTooBig)
 	d := s.disconnected(t, so.Id())
 	if err, ok := d.desc.(error); d.reason != "transport error" || !ok || !errors.Is(err, engineerrors.ErrTransportFailure) {
 		t.Fatalf("disconnect %q %v, want a transport error", d.reason, d.desc)

@@ -181,3 +181,15 @@ func Serve(t testing.TB, io *socket.Server, closeAdapter func(context.Context) e
 	})
 	return hs.URL
 }
+
+// WaitFor polls cond until it holds, or fails the test after 10s.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
