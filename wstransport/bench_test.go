@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
@@ -115,23 +114,4 @@ func readAll(c *websocket.Conn) chan struct{} {
 		}
 	}()
 	return received
-}
-
-// BenchmarkSend measures this transport's own part of a socket-send of a broadcast (its shared frame, the queue,
-// the non-blocking writev), without the Socket.IO and engine layers above it.
-func BenchmarkSend(b *testing.B) {
-	s := startServer(b, Options{}, nil, nil)
-	c := dialRaw(b, s, nil, true)
-	so := s.socket(b)
-	received := readAll(c.Conn)
-	tr := transportOf(so)
-	packets := []*packet.Packet{{Type: packet.MESSAGE, Data: strings.NewReader(event),
-		Options: &packet.Options{WsPreEncodedFrame: types.NewStringBufferString("4" + event)}}}
-	b.ReportAllocs()
-	cpu := cpuTime()
-	for b.Loop() {
-		tr.Send(packets)
-		<-received
-	}
-	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
 }
