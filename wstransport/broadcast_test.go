@@ -81,7 +81,7 @@ func TestWriteBroadcastDeclinesPolling(t *testing.T) {
 func TestWriteBroadcastBatch(t *testing.T) {
 	s := startServer(t, Options{}, nil, nil)
 	c1, c2 := dialRaw(t, s, nil, true), dialRaw(t, s, nil, true)
-	so1, so2 := s.socket(t), s.socket(t)
+	so1, so2 := s.socketOf(t, c1.id), s.socketOf(t, c2.id)
 	var batch Batch
 	writes := s.tr.Stats().Writes
 	for i := range 5 {

@@ -29,10 +29,8 @@ func TestNoGoroutineAfterClose(t *testing.T) {
 	// A client that reads, a client that stopped reading (its backlog keeps a goroutine writing), and a client
 	// that never reads at all, so never sees the close frame.
 	dialRaw(t, s, nil, true)
-	s.socket(t)
 	stalled := dialRaw(t, s, smallReadBuffer(), true)
-	_ = stalled
-	so := s.socket(t)
+	so := s.socketOf(t, stalled.id)
 	pad := strings.Repeat("s", 8192)
 	for i := 0; transportOf(so).Writable(); i++ {
 		if i == 10_000 {
@@ -47,11 +45,8 @@ func TestNoGoroutineAfterClose(t *testing.T) {
 	defer tc.Close()
 	tlsClient := &rawClient{Conn: tc}
 	tlsClient.sid = openSid(t, tlsClient.readText(t))
-	tlsClient.writeText(t, "40")
-	if msg := tlsClient.readText(t); !strings.HasPrefix(msg, "40") {
-		t.Fatalf("CONNECT over TLS: %q", msg)
-	}
-	tlsSock := s.socket(t)
+	tlsClient.join(t)
+	tlsSock := s.socketOf(t, tlsClient.id)
 	if tr := transportOf(tlsSock); tr == nil || tr.raw != nil {
 		t.Fatalf("the TLS connection does not use the writer goroutine")
 	}

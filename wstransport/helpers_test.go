@@ -67,7 +67,10 @@ func startServer(t testing.TB, o Options, configure func(*socket.ServerOptions),
 			if len(args) > 1 {
 				d.desc = args[1]
 			}
-			ch <- d
+			select {
+			case ch <- d: // the first one: a socket can see "disconnect" twice (the client's, then the server's close)
+			default:
+			}
 		})
 		s.conns <- so
 	})
@@ -117,7 +120,8 @@ func (s *testServer) wsURL(query string) string {
 // rawClient is an Engine.IO v4 / Socket.IO client over a gorilla/websocket connection, driven by the test.
 type rawClient struct {
 	*websocket.Conn
-	sid string
+	sid string // Engine.IO session
+	id  string // Socket.IO socket, once joined
 }
 
 // dialRaw opens a websocket connection, reads the Engine.IO OPEN packet, and joins the main namespace unless
@@ -135,12 +139,39 @@ func dialRaw(t testing.TB, s *testServer, d *websocket.Dialer, join bool) *rawCl
 	c := &rawClient{Conn: conn}
 	c.sid = openSid(t, c.readText(t))
 	if join {
-		c.writeText(t, "40")
-		if msg := c.readText(t); !strings.HasPrefix(msg, "40") {
-			t.Fatalf("CONNECT answer: %q", msg)
-		}
+		c.join(t)
 	}
 	return c
+}
+
+// join joins the main namespace, and records the Socket.IO id the server answers with.
+func (c *rawClient) join(t testing.TB) {
+	t.Helper()
+	c.writeText(t, "40")
+	c.id = connectID(t, c.readText(t))
+}
+
+// connectID returns the socket id of a Socket.IO CONNECT answer (40{"sid":...}).
+func connectID(t testing.TB, msg string) string {
+	t.Helper()
+	var ok struct {
+		Sid string `json:"sid"`
+	}
+	if !strings.HasPrefix(msg, "40") || json.Unmarshal([]byte(msg[2:]), &ok) != nil || ok.Sid == "" {
+		t.Fatalf("CONNECT answer: %q", msg)
+	}
+	return ok.Sid
+}
+
+// socketOf waits for the server-side socket of the client whose Socket.IO id is id (the sockets of other clients
+// stay for their own callers: the order in which the server sees connections is not the order of the dials).
+func (s *testServer) socketOf(t testing.TB, id string) *socket.Socket {
+	t.Helper()
+	so, err := siotest.ServerSocket(s.conns, id, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return so
 }
 
 // openSid returns the session id of an Engine.IO OPEN packet.

@@ -351,15 +351,13 @@ func TestPerMessageDeflate(t *testing.T) {
 	s := startServer(t, Options{}, func(o *socket.ServerOptions) {
 		o.SetPerMessageDeflate(&types.PerMessageDeflate{Threshold: 1024})
 	}, nil)
-	join := func(fc *frameConn) {
+	join := func(fc *frameConn) string {
 		t.Helper()
 		if f := fc.readFrame(t); f.op != opText || !strings.HasPrefix(string(f.payload), "0{") {
 			t.Fatalf("OPEN frame %+v", f)
 		}
 		fc.writeFrame(t, 0x80|opText, []byte("40"))
-		if f := fc.readFrame(t); !strings.HasPrefix(f.text(t), "40") {
-			t.Fatalf("CONNECT answer %q", f.text(t))
-		}
+		return connectID(t, fc.readFrame(t).text(t))
 	}
 	var deflaters []*frameConn
 	var sockets []*socket.Socket
@@ -368,13 +366,11 @@ func TestPerMessageDeflate(t *testing.T) {
 		if !fc.deflated {
 			t.Fatal("the server did not accept permessage-deflate")
 		}
-		join(fc)
 		deflaters = append(deflaters, fc)
-		sockets = append(sockets, s.socket(t))
+		sockets = append(sockets, s.socketOf(t, join(fc)))
 	}
 	plain := dialFrames(t, s, "")
 	join(plain)
-	s.socket(t)
 
 	big := strings.Repeat("compressible ", 200)
 	want := `42["big","` + big + `"]`
@@ -408,11 +404,13 @@ func TestPerMessageDeflate(t *testing.T) {
 	}
 
 	// A compressed message from a client (gorilla compresses when the server accepted the extension).
-	got := make(chan string, 1)
+	got, listening := make(chan string, 1), make(chan struct{}, 1)
 	s.io.On("connection", func(args ...any) {
 		_ = args[0].(*socket.Socket).On("echo", func(args ...any) { got <- args[0].(string) })
+		listening <- struct{}{}
 	})
 	gc := dialRaw(t, s, &websocket.Dialer{EnableCompression: true}, true)
+	<-waitChan(t, listening) // a packet sent before the server's handler listens for it would be lost
 	gc.EnableWriteCompression(true)
 	gc.writeText(t, `42["echo","`+big+`"]`)
 	if msg := <-waitChan(t, got); msg != big {
@@ -424,12 +422,14 @@ func TestPerMessageDeflate(t *testing.T) {
 // sees a transport error.
 func TestMaxHttpBufferSize(t *testing.T) {
 	s := startServer(t, Options{}, func(o *socket.ServerOptions) { o.SetMaxHttpBufferSize(1000) }, nil)
-	got := make(chan string, 1)
+	got, listening := make(chan string, 1), make(chan struct{}, 1)
 	s.io.On("connection", func(args ...any) {
 		_ = args[0].(*socket.Socket).On("m", func(args ...any) { got <- args[0].(string) })
+		listening <- struct{}{}
 	})
 	c := dialRaw(t, s, nil, true)
 	so := s.socket(t)
+	<-waitChan(t, listening)
 	small := strings.Repeat("s", 900)
 	c.writeText(t, `42["m","`+small+`"]`)
 	if msg := <-waitChan(t, got); msg != small {
@@ -466,10 +466,8 @@ func TestSlowReaderDisconnected(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			s := startServer(t, Options{MaxQueuedBytes: 256 << 10}, nil, mode.tune)
 			slow := dialRaw(t, s, smallReadBuffer(), true)
-			slowSock := s.socket(t)
+			slowSock := s.socketOf(t, slow.id)
 			fast := dialRaw(t, s, nil, true)
-			s.socket(t)
-			_ = slow
 
 			var received atomic.Int64
 			readDone := make(chan error, 1)
