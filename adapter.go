@@ -14,6 +14,7 @@ import (
 
 	"github.com/socketio-go/redisstreams/internal/rdb"
 	"github.com/socketio-go/redisstreams/internal/wire"
+	"github.com/socketio-go/redisstreams/wstransport"
 )
 
 // Adapter connects the namespaces of one Socket.IO server to the cluster. Give it to the server with
@@ -236,8 +237,9 @@ func (a *Adapter) unregister(n *nspAdapter) {
 }
 
 // dispatchEntry hands one stream entry to the namespace adapters it concerns. Bad entries are skipped, counted
-// and logged; they never stop the reader.
-func (a *Adapter) dispatchEntry(stream string, e *rdb.Entry) {
+// and logged; they never stop the reader. Plain broadcasts' writes to wstransport sockets start at batch.Flush
+// (nil: at once).
+func (a *Adapter) dispatchEntry(stream string, e *rdb.Entry, batch *wstransport.Batch) {
 	a.stats.received.Add(1)
 	nspName := e.Fields["nsp"]
 	if nspName == "" {
@@ -259,7 +261,7 @@ func (a *Adapter) dispatchEntry(stream string, e *rdb.Entry) {
 	}
 	var msg *wire.Message
 	for _, n := range targets {
-		if raw != nil && n.onRawBroadcast(e.Fields["uid"], raw, e.ID) {
+		if raw != nil && n.onRawBroadcast(e.Fields["uid"], raw, e.ID, batch) {
 			continue
 		}
 		if msg == nil {

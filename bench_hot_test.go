@@ -117,7 +117,7 @@ func BenchmarkDeliver(b *testing.B) {
 			b.ResetTimer()
 			for i := range int64(b.N) {
 				e := rdb.Entry{ID: strconv.FormatInt(i+1, 10) + "-0", Fields: fields}
-				a.dispatchEntry(n.stream, &e)
+				a.dispatchEntry(n.stream, &e, nil)
 				if i >= window {
 					clients.waitAtLeast(b, (i-window)*int64(sockets))
 				}

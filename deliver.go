@@ -5,10 +5,12 @@ import (
 	"strings"
 
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/socketio-go/redisstreams/internal/wire"
+	"github.com/socketio-go/redisstreams/wstransport"
 )
 
 // Local delivery of broadcasts. It does what the server's in-memory adapter does in Broadcast (servers/socket
@@ -16,10 +18,11 @@ import (
 // options), with two differences that only change the cost:
 //   - the packet is encoded when the first matching socket is found, so a server with no matching client
 //     encodes nothing;
-//   - the write options carry no WsPreEncodedFrame. servers/engine v3.0.6 turns that frame into a new gorilla
-//     PreparedMessage for every socket-send (several KB of garbage each); without it the websocket transport
-//     writes the encoded packet straight into the connection's buffer, which is what it does anyway for
-//     polling, for per-message deflate, and for binary packets.
+//   - the write options carry a WsPreEncodedFrame only when the server's websocket transport shares it (this
+//     module's wstransport builds the broadcast's frame once from it). servers/engine v3.0.6's own transport
+//     turns that frame into a new gorilla PreparedMessage for every socket-send (several KB of garbage each);
+//     without it, it writes the encoded packet straight into the connection's buffer, which is what it does
+//     anyway for polling, for per-message deflate, and for binary packets.
 // Broadcasts with acknowledgements still go through the in-memory adapter (BroadcastWithAck).
 
 // defaultEncoderType is the type of the Socket.IO parser's own encoder: the raw path writes what it writes.
@@ -90,9 +93,10 @@ func (n *nspAdapter) deliverOwn(packet *parser.Packet, msg *wire.Message, flags 
 }
 
 // deliverRaw delivers an EVENT packet whose arguments are the JSON text data (an array, event name first, checked
-// by wire.ScanBroadcast), without decoding them unless an outgoing-packet listener needs the packet.
-func (n *nspAdapter) deliverRaw(data string, o *wire.Options, offset string) {
-	d := delivery{n: n, raw: data, volatile: o.Flags.Volatile, compress: o.Flags.Compress, offset: offset}
+// by wire.ScanBroadcast), without decoding them unless an outgoing-packet listener needs the packet. The writes to
+// wstransport sockets start at batch.Flush.
+func (n *nspAdapter) deliverRaw(data string, o *wire.Options, offset string, batch *wstransport.Batch) {
+	d := delivery{n: n, raw: data, volatile: o.Flags.Volatile, compress: o.Flags.Compress, offset: offset, batch: batch}
 	n.forEachSocket(toRooms(o.Rooms), toRooms(o.Except), &d)
 }
 
@@ -108,6 +112,8 @@ type delivery struct {
 
 	encoded   []types.BufferInterface
 	writeOpts *socket.WriteOptions
+	message   types.BufferInterface // the pre-encoded Engine.IO message, when the transport shares it
+	batch     *wstransport.Batch    // the stream read this broadcast came with (raw path); nil: write at once
 }
 
 func (d *delivery) decoded() *parser.Packet {
@@ -147,8 +153,34 @@ func (d *delivery) send(s *socket.Socket) {
 		d.writeOpts.PreEncoded = true
 		d.writeOpts.Volatile = d.volatile
 		d.writeOpts.Compress = d.compress
+		if sb, ok := d.encoded[0].(*types.StringBuffer); ok && len(d.encoded) == 1 && d.n.sharedFrames {
+			// The Engine.IO message as the in-memory adapter pre-encodes it: "4" (MESSAGE), then the packet.
+			d.message = types.NewStringBuffer(make([]byte, 0, 1+sb.Len()))
+			_ = d.message.WriteByte('4')
+			_, _ = d.message.Write(sb.Bytes())
+			d.writeOpts.WsPreEncodedFrame = d.message
+		}
+	}
+	// On wstransport, the socket gets the broadcast's shared frame directly, unless the engine may hold packets
+	// for it (then WriteToEngine keeps their order); from the stream, its writes start once the batch is done.
+	if d.message != nil && wstransport.WriteBroadcastBatch(s.Conn(), d.message, d.compress == nil || *d.compress, d.batch) {
+		return
 	}
 	s.Client().WriteToEngine(d.encoded, d.writeOpts)
+}
+
+// sharesPreEncodedFrames reports whether the websocket transport among these (a server's) writes a packet's
+// WsPreEncodedFrame once for every socket of a broadcast (wstransport.Transport does).
+func sharesPreEncodedFrames(set *types.Set[transports.TransportCtor]) bool {
+	if set == nil {
+		return false
+	}
+	for _, ctor := range set.Keys() {
+		if s, ok := ctor.(interface{ SharesPreEncodedFrames() bool }); ok && ctor.Name() == transports.WEBSOCKET {
+			return s.SharesPreEncodedFrames()
+		}
+	}
+	return false
 }
 
 // forEachSocket calls d.send for every connected local socket in any of rooms (every socket when there is none)
@@ -222,9 +254,9 @@ func (n *nspAdapter) forEachSocket(rooms, except []socket.Room, d *delivery) {
 }
 
 // onRawBroadcast delivers a plain BROADCAST read from the stream (see wire.ScanBroadcast) without decoding its
-// arguments. It returns false, having done nothing, when the message needs the decoded path: a server with
-// another parser, or a restore in progress that may hold the packet.
-func (n *nspAdapter) onRawBroadcast(uid string, rb *wire.RawBroadcast, offset string) bool {
+// arguments; writes to wstransport sockets start at batch.Flush. It returns false, having done nothing, when the
+// message needs the decoded path: a server with another parser, or a restore in progress that may hold the packet.
+func (n *nspAdapter) onRawBroadcast(uid string, rb *wire.RawBroadcast, offset string, batch *wstransport.Batch) bool {
 	if !n.rawEncoding() {
 		return false
 	}
@@ -237,6 +269,6 @@ func (n *nspAdapter) onRawBroadcast(uid string, rb *wire.RawBroadcast, offset st
 	}
 	n.parent.layout.heard(n, uid, wire.Broadcast)
 	n.rawBroadcasts.Add(1)
-	n.deliverRaw(data, &rb.Opts, offset)
+	n.deliverRaw(data, &rb.Opts, offset, batch)
 	return true
 }

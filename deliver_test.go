@@ -382,3 +382,41 @@ func TestOwnEntriesSkippedUnlessShared(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// With this module's websocket transport, a broadcast's frame is built once for all the sockets of a server,
+// whether the broadcast comes from the stream (raw path) or from the server itself, and polling clients still get
+// it; with the engine's transport, the adapter passes no pre-encoded frame (that transport would build a message
+// per socket from it).
+func TestDeliverySharesFramesWithWSTransport(t *testing.T) {
+	if n := startCluster(t, configs[0], clusterOpts{nodes: 1})[0]; n.nsp(t, "/").sharedFrames {
+		t.Fatal("the engine's websocket transport: the adapter would pass pre-encoded frames")
+	}
+	nodes := startCluster(t, configsNamed("standalone-wstransport")[0], clusterOpts{nodes: 2})
+	if !nodes[1].nsp(t, "/").sharedFrames {
+		t.Fatal("wstransport: the adapter does not pass pre-encoded frames")
+	}
+	var clients []*testClient
+	for range 3 {
+		clients = append(clients, nodes[1].connect(t, clientOpts{}, "test"))
+	}
+	poll := connectPolling(t, nodes[1].url)
+	ws := nodes[1].ws
+	for _, from := range []int{0, 1} {
+		built := ws.Stats().SharedFrames
+		nodes[from].io.Emit("test", "from", from)
+		for _, c := range clients {
+			if args := c.expect(t, "test"); !reflect.DeepEqual(args, []any{"from", float64(from)}) {
+				t.Fatalf("client got %#v", args)
+			}
+		}
+		if args := poll.expect(t, "test"); !reflect.DeepEqual(args, []any{"from", float64(from)}) {
+			t.Fatalf("polling client got %#v", args)
+		}
+		if got := ws.Stats().SharedFrames - built; got != 1 {
+			t.Errorf("a broadcast from server %d to 3 websocket clients built %d frames, want 1", from, got)
+		}
+	}
+	if got := rawCount(t, nodes[1], "/"); got != 1 {
+		t.Errorf("%d broadcasts took the raw path, want 1 (the one from the stream)", got)
+	}
+}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/socketio-go/redisstreams/internal/redistest"
 	"github.com/socketio-go/redisstreams/internal/siotest"
+	"github.com/socketio-go/redisstreams/wstransport"
 )
 
 // Shared Redis processes, started once for the package by TestMain; standalone and cluster name them for the
@@ -59,6 +60,8 @@ type config struct {
 	family  string // client library of the adapters: familyGoRedis (also when empty) or familyRueidis
 	cluster bool
 	opts    Options
+	// wsTransport: the servers use this module's websocket transport (wstransport) instead of the engine's.
+	wsTransport bool
 }
 
 // Client families.
@@ -79,6 +82,7 @@ var configs = []config{
 	{name: "standalone-streamsonly", opts: Options{StreamsOnly: true}},
 	{name: "cluster-streamsonly", cluster: true, opts: Options{StreamsOnly: true}},
 	{name: "rueidis-standalone-streamsonly", family: familyRueidis, opts: Options{StreamsOnly: true}},
+	{name: "standalone-wstransport", wsTransport: true},
 }
 
 // configsNamed returns the configurations with these names, in this order.
@@ -152,6 +156,7 @@ func (c config) newAdapterOn(t testing.TB, addrs []string, opts Options) (*Adapt
 type node struct {
 	io      *socket.Server
 	adapter *Adapter
+	ws      *wstransport.Transport // nil: the engine's websocket transport
 	url     string
 
 	mu          sync.Mutex
@@ -168,7 +173,8 @@ type clusterOpts struct {
 	adapter          func(*Options)
 	mixed            []config // when set, node i gets the client of mixed[i%len(mixed)] (the options stay cfg's)
 
-	server func(*socket.ServerOptions) // more server options, if set
+	server      func(*socket.ServerOptions) // more server options, if set
+	wsTransport bool                        // the servers use this module's websocket transport
 }
 
 // startCluster starts n servers sharing one Redis, each with its own client and adapter. Every test gets its own
@@ -185,6 +191,7 @@ func startClusterWith(t *testing.T, cfg config, co clusterOpts, newClient func(t
 	if co.nodes == 0 {
 		co.nodes = 3
 	}
+	co.wsTransport = co.wsTransport || cfg.wsTransport
 	prefix := "t" + randomID()
 	adapters := make([]*Adapter, co.nodes)
 	for i := range adapters {
@@ -232,6 +239,10 @@ func startClusterWithAdapters(t *testing.T, adapters []*Adapter, cos ...clusterO
 		if co.server != nil {
 			co.server(so)
 		}
+		var ws *wstransport.Transport
+		if co.wsTransport {
+			ws = wstransport.Install(so, wstransport.Options{Logger: testLogger(t)})
+		}
 		if co.recovery {
 			csr := socket.DefaultConnectionStateRecovery()
 			if co.recoveryDuration != 0 {
@@ -239,7 +250,7 @@ func startClusterWithAdapters(t *testing.T, adapters []*Adapter, cos ...clusterO
 			}
 			so.SetConnectionStateRecovery(csr)
 		}
-		n := &node{adapter: a, sockets: map[string][]*socket.Socket{}, conn: make(chan *socket.Socket, 64)}
+		n := &node{adapter: a, ws: ws, sockets: map[string][]*socket.Socket{}, conn: make(chan *socket.Socket, 64)}
 		n.io = socket.NewServer(nil, so)
 		for _, name := range append([]string{"/"}, co.namespaces...) {
 			n.io.Of(name, nil).On("connection", func(args ...any) {
@@ -354,6 +365,9 @@ func (n *node) connect(t *testing.T, co clientOpts, events ...string) *testClien
 	if c.server, err = siotest.ServerSocket(n.conn, c.Id(), 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	if n.ws != nil && n.ws.Stats().Connections == 0 {
+		t.Fatal("a client connected over websocket, and the server's wstransport has no connection")
+	}
 	return c
 }
 
@@ -412,13 +426,7 @@ func (c *testClient) expect(t testing.TB, name string) []any {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	siotest.WaitFor(t, what, cond)
 }
 
 func testLogger(t testing.TB) *slog.Logger {

@@ -44,6 +44,8 @@ type nspAdapter struct {
 	detached atomic.Bool
 
 	rawBroadcasts atomic.Uint64 // remote broadcasts delivered as the JSON text they arrived as (deliver.go)
+
+	sharedFrames bool // the server's websocket transport shares pre-encoded frames (deliver.go)
 }
 
 var _ socket.Adapter = (*nspAdapter)(nil)
@@ -59,6 +61,7 @@ func (n *nspAdapter) Construct(nsp socket.Namespace) {
 	n.requests = map[string]*request{}
 	n.ackRequests = map[string]*ackRequest{}
 	n.peers = newPeers()
+	n.sharedFrames = sharesPreEncodedFrames(nsp.Server().Opts().Transports())
 	if csr := nsp.Server().Opts().ConnectionStateRecovery(); csr != nil {
 		// The server applies these defaults only to its own adapters; Node applies them whatever the adapter.
 		if csr.GetRawMaxDisconnectionDuration() == nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/socketio-go/redisstreams/internal/ledger"
 	"github.com/socketio-go/redisstreams/internal/rdb"
 	"github.com/socketio-go/redisstreams/internal/wire"
+	"github.com/socketio-go/redisstreams/wstransport"
 )
 
 const (
@@ -67,13 +68,16 @@ func (a *Adapter) startReader(stream string, start rdb.StreamInfo) {
 	})
 	a.wg.Go(func() {
 		defer close(r.done)
+		// The broadcasts of one XREAD go out to each wstransport socket in one write, once they are all dispatched.
+		var writes wstransport.Batch
 		for entries := range batches {
 			if a.beforeDispatch != nil {
 				a.beforeDispatch()
 			}
 			for i := range entries {
-				a.dispatchEntry(stream, &entries[i])
+				a.dispatchEntry(stream, &entries[i], &writes)
 			}
+			writes.Flush()
 		}
 	})
 }

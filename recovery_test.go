@@ -18,7 +18,7 @@ import (
 // Connection state recovery (Node's suite R1-R4, wire-protocol.md 2.3, and the gaps Node leaves), on standalone
 // and cluster, with both client families.
 func TestRecovery(t *testing.T) {
-	for _, cfg := range configsNamed("standalone", "cluster", "rueidis-standalone", "rueidis-cluster", "standalone-streamsonly") {
+	for _, cfg := range configsNamed("standalone", "cluster", "rueidis-standalone", "rueidis-cluster", "standalone-streamsonly", "standalone-wstransport") {
 		t.Run(cfg.name, func(t *testing.T) {
 			requireRedis(t)
 			for _, tc := range recoveryCases {

@@ -40,13 +40,12 @@ func TestSmoke(t *testing.T) {
 		Root: root, Systems: systems, Reps: 1,
 		Steps: []float64{500}, StepDur: time.Second, Warm: 200 * time.Millisecond, Drain: 5 * time.Second, CatchUp: 5 * time.Second, Other: 10,
 		FanoutSockets: 20, FanoutRate: 20, FanoutDur: 500 * time.Millisecond,
+		IdleSockets: 20, IdleBroadcasts: 1, IdleGap: 200 * time.Millisecond,
 		ReqRate: 100, ReqDur: 300 * time.Millisecond,
 		PubEmitters: 16, PubDur: 300 * time.Millisecond,
 		BenchN: 20000, Budget: time.Minute,
-		GoServer: func(adapter, addr string) []string {
-			return []string{exe, "serve", "-adapter", adapter, "-redis", addr}
-		},
-		Log: &log,
+		GoServer: func(sys, addr string) []string { return goServerArgs(exe, sys, addr) },
+		Log:      &log,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -75,6 +74,9 @@ func TestSmoke(t *testing.T) {
 		}
 		if r.FanoutDelivered == 0 {
 			t.Errorf("%s: fan-out delivered nothing (%d broadcasts to %d sockets)", r.System, r.FanoutSent, r.FanoutSockets)
+		}
+		if r.Idle == nil || r.Idle.Delivered == 0 || r.Idle.RSSAfter == 0 {
+			t.Errorf("%s: idle sockets: %+v, want broadcasts delivered and the RSS read", r.System, r.Idle)
 		}
 		if r.System != "zishang" {
 			for name, q := range map[string]*reqResult{"fetchSockets": r.Fetch, "serverSideEmitWithAck": r.SSE} {

@@ -19,13 +19,34 @@ import (
 )
 
 // Systems the harness knows, in the default order.
-var allSystems = []string{"node", "goredis", "rueidis", "zishang"}
+var allSystems = []string{"node", "goredis", "rueidis", "goredis-ws", "rueidis-ws", "zishang"}
 
 var systemLabels = map[string]string{
-	"node":    "Node 0.3.1",
-	"goredis": "Go, go-redis",
-	"rueidis": "Go, rueidis",
-	"zishang": "zishang520 adapters/redis v3.0.2",
+	"node":       "Node 0.3.1",
+	"goredis":    "Go, go-redis",
+	"rueidis":    "Go, rueidis",
+	"goredis-ws": "Go, go-redis, wstransport",
+	"rueidis-ws": "Go, rueidis, wstransport",
+	"zishang":    "zishang520 adapters/redis v3.0.2",
+}
+
+// wsSuffix marks the systems whose servers use this module's websocket transport (wstransport) instead of the
+// engine's own.
+const wsSuffix = "-ws"
+
+// isLib reports whether a system is this library (with either websocket transport).
+func isLib(sys string) bool {
+	a := strings.TrimSuffix(sys, wsSuffix)
+	return a == "goredis" || a == "rueidis"
+}
+
+// goServerArgs is the command line of the Go server process of a system.
+func goServerArgs(exe, sys, redisAddr string) []string {
+	args := []string{exe, "serve", "-adapter", strings.TrimSuffix(sys, wsSuffix), "-redis", redisAddr}
+	if strings.HasSuffix(sys, wsSuffix) {
+		args = append(args, "-transport", "wstransport")
+	}
+	return args
 }
 
 // config is one benchmark run.
@@ -46,6 +67,10 @@ type config struct {
 	FanoutRate    float64
 	FanoutDur     time.Duration
 
+	IdleSockets    int           // the idle-sockets scenario (0: skipped)
+	IdleBroadcasts int           // broadcasts to all of them
+	IdleGap        time.Duration // between two of those broadcasts
+
 	ReqRate float64
 	ReqDur  time.Duration
 
@@ -56,8 +81,8 @@ type config struct {
 	Budget   time.Duration // after this, contaminated steps are no longer redone
 	MaxRedos int           // contaminated steps redone in the whole run, at most, shared evenly by systems and reps
 
-	// GoServer returns the command line of a Go server process for an adapter ("goredis", "rueidis", "zishang").
-	GoServer func(adapter, redisAddr string) []string
+	// GoServer returns the command line of the Go server process of a system (see goServerArgs).
+	GoServer func(sys, redisAddr string) []string
 	// ProfileRate, when > 0, takes a CPU profile of the Go servers A and B during the measured window of the ladder
 	// step at that rate, of B during the fan-out and of A during the publish path, into ProfileDir.
 	ProfileRate float64
@@ -123,11 +148,14 @@ type sysResult struct {
 	Error  string       `json:"error,omitempty"`
 	Steps  []stepResult `json:"steps"`
 
-	FanoutSockets   int     `json:"fanout_sockets"`
-	FanoutSent      int64   `json:"fanout_broadcasts"`
-	FanoutDelivered int64   `json:"fanout_delivered"`
-	FanoutUsPerSend float64 `json:"fanout_cpu_us_per_socket_send"`
-	FanoutOtherPct  float64 `json:"fanout_other_pct"`
+	FanoutSockets    int     `json:"fanout_sockets"`
+	FanoutSent       int64   `json:"fanout_broadcasts"`
+	FanoutDelivered  int64   `json:"fanout_delivered"`
+	FanoutUsPerSend  float64 `json:"fanout_cpu_us_per_socket_send"`
+	FanoutSysPerSend float64 `json:"fanout_system_cpu_us_per_socket_send"` // the kernel's part of FanoutUsPerSend
+	FanoutOtherPct   float64 `json:"fanout_other_pct"`
+
+	Idle *idleResult `json:"idle_sockets,omitempty"`
 
 	Fetch *reqResult `json:"fetch_sockets,omitempty"`
 	SSE   *reqResult `json:"server_side_emit_ack,omitempty"`
@@ -342,6 +370,10 @@ func (h *harness) system(ctx context.Context, sys string, rep int) (out sysResul
 	}
 
 	if err := h.fanout(ctx, cl, &out); err != nil {
+		out.Error = err.Error()
+		return out
+	}
+	if err := h.idle(ctx, cl, &out); err != nil {
 		out.Error = err.Error()
 		return out
 	}
@@ -683,9 +715,10 @@ func (h *harness) fanout(ctx context.Context, cl *cluster, out *sysResult) error
 	out.FanoutOtherPct = d.OtherPct
 	if want > 0 {
 		out.FanoutUsPerSend = float64(d.Procs["B"].Microseconds()) / float64(want)
+		out.FanoutSysPerSend = float64(d.Sys["B"].Microseconds()) / float64(want)
 	}
-	cfg.logf("%s rep %d: fan-out %d sockets, %d broadcasts: %d/%d delivered, B %.2f µs per socket-send (other %.0f%%)",
-		cl.sys, out.Rep, n, lr.Sent, out.FanoutDelivered, want, out.FanoutUsPerSend, d.OtherPct)
+	cfg.logf("%s rep %d: fan-out %d sockets, %d broadcasts: %d/%d delivered, B %.2f µs per socket-send (%.2f in the kernel) (other %.0f%%)",
+		cl.sys, out.Rep, n, lr.Sent, out.FanoutDelivered, want, out.FanoutUsPerSend, out.FanoutSysPerSend, d.OtherPct)
 	closeAll(clients)
 	clients = nil
 	// B gets its single client back, so that fetchSockets finds one socket on each receiver. The closed fan-out

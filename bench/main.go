@@ -49,7 +49,8 @@ func benchMain(args []string) error {
 	reps := fs.Int("reps", 0, "repetitions (default 2, or 1 with -quick)")
 	lib := fs.String("lib", os.Getenv("BENCH_LIB"), "build the Go servers against the library checkout in this directory (env BENCH_LIB)")
 	outDir := fs.String("out", "", "results directory (default bench/results/<timestamp>)")
-	profile := fs.Float64("profile", 0, "take CPU profiles of the Go servers A and B during the ladder step at this rate (e.g. 10000), of B during the fan-out and of A during the publish path, into the results directory")
+	profile := fs.Float64("profile", 0, "take CPU profiles of the Go servers A and B during the ladder step at this rate (e.g. 10000), of B during the fan-out and of A during the publish path, and heap and goroutine profiles of B with the idle sockets, into the results directory")
+	idle := fs.Int("idle", -1, "sockets of the idle-sockets scenario (default 10000, or 1000 with -quick; 0 skips it)")
 	steps := fs.String("steps", "", "ladder rates, comma separated (default 2500,5000,10000,20000,30000,40000,60000,80000; -quick: 2500,10000)")
 	recovery := fs.Bool("recovery", false, "run the connection state recovery benchmark instead (systems "+strings.Join(recoverySystems, ",")+"; 3 reps, under 3 minutes)")
 	if err := fs.Parse(args); err != nil {
@@ -73,6 +74,9 @@ func benchMain(args []string) error {
 	}
 	if *reps > 0 {
 		cfg.Reps = *reps
+	}
+	if *idle >= 0 {
+		cfg.IdleSockets = *idle
 	}
 	if *steps != "" {
 		cfg.Steps = nil
@@ -115,9 +119,7 @@ func benchMain(args []string) error {
 	} else {
 		libDesc += " (" + gitDescribe(root) + ")"
 	}
-	cfg.GoServer = func(adapter, redisAddr string) []string {
-		return []string{exe, "serve", "-adapter", adapter, "-redis", redisAddr}
-	}
+	cfg.GoServer = func(sys, redisAddr string) []string { return goServerArgs(exe, sys, redisAddr) }
 
 	if *recovery {
 		rcfg := &recoveryConfig{Root: root, Systems: recoverySystems, Reps: 3, Connects: 2000, Parallel: 64, Rooms: 5,
@@ -160,25 +162,28 @@ func benchMain(args []string) error {
 // defaultConfig is the full run (2 reps, about 8 minutes on 2 cores) or, with quick, a smoke run.
 func defaultConfig(quick bool) *config {
 	c := &config{
-		Systems:       allSystems,
-		Reps:          2,
-		Steps:         []float64{2500, 5000, 10000, 20000, 30000, 40000, 60000, 80000},
-		StepDur:       3 * time.Second,
-		Warm:          time.Second,
-		Drain:         4 * time.Second,
-		CatchUp:       15 * time.Second,
-		Retries:       2,
-		Other:         10,
-		FanoutSockets: 1000,
-		FanoutRate:    20,
-		FanoutDur:     3 * time.Second,
-		ReqRate:       100,
-		ReqDur:        2 * time.Second,
-		PubEmitters:   512,
-		PubDur:        2 * time.Second,
-		BenchN:        1_000_000,
-		Budget:        6 * time.Minute,
-		MaxRedos:      16,
+		Systems:        allSystems,
+		Reps:           2,
+		Steps:          []float64{2500, 5000, 10000, 20000, 30000, 40000, 60000, 80000},
+		StepDur:        3 * time.Second,
+		Warm:           time.Second,
+		Drain:          4 * time.Second,
+		CatchUp:        15 * time.Second,
+		Retries:        2,
+		Other:          10,
+		FanoutSockets:  1000,
+		FanoutRate:     20,
+		FanoutDur:      3 * time.Second,
+		IdleSockets:    10_000,
+		IdleBroadcasts: 5,
+		IdleGap:        500 * time.Millisecond,
+		ReqRate:        100,
+		ReqDur:         2 * time.Second,
+		PubEmitters:    512,
+		PubDur:         2 * time.Second,
+		BenchN:         1_000_000,
+		Budget:         6 * time.Minute,
+		MaxRedos:       16,
 	}
 	if quick {
 		c.Reps = 1
@@ -189,6 +194,8 @@ func defaultConfig(quick bool) *config {
 		c.Retries = 0
 		c.FanoutSockets = 200
 		c.FanoutDur = 2 * time.Second
+		c.IdleSockets = 1000
+		c.IdleBroadcasts = 2
 		c.ReqDur = time.Second
 		c.PubDur = time.Second
 		c.BenchN = 200_000
@@ -240,7 +247,11 @@ func buildAgainst(ctx context.Context, root, lib, out string) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(out, "bench-server")
-	cmd := exec.CommandContext(ctx, "go", "build", "-modfile", filepath.Join(tmp, "go.mod"), "-mod=mod", "-o", bin, ".")
+	args := []string{"build", "-modfile", filepath.Join(tmp, "go.mod"), "-mod=mod", "-o", bin}
+	if _, err := os.Stat(filepath.Join(lib, "wstransport")); err != nil {
+		args = append(args, "-tags", "benchnows") // a checkout from before the transport: the -ws systems fail
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, ".")...)
 	cmd.Dir = benchDir
 	cmd.Env = append(os.Environ(), "GOWORK=off")
 	if b, err := cmd.CombinedOutput(); err != nil {

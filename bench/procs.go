@@ -167,27 +167,42 @@ func (p *proc) call(ctx context.Context, op string, body, out any) error {
 // clockTicks is USER_HZ, 100 on every Linux platform Go supports.
 const clockTicks = 100
 
-// procCPU returns the user+system CPU time of pid (all its threads).
-func procCPU(pid int) (time.Duration, error) {
+// procCPU returns the user+system CPU time of pid (all its threads), and the system (kernel) part of it.
+func procCPU(pid int) (total, system time.Duration, err error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// The command name (field 2) may contain spaces: fields are counted after its closing parenthesis.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, errors.New("malformed /proc stat")
+		return 0, 0, errors.New("malformed /proc stat")
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
-		return 0, errors.New("short /proc stat")
+		return 0, 0, errors.New("short /proc stat")
 	}
 	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
 	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
 	if err := errors.Join(err1, err2); err != nil {
+		return 0, 0, err
+	}
+	return time.Duration(utime+stime) * time.Second / clockTicks, time.Duration(stime) * time.Second / clockTicks, nil
+}
+
+// procRSS returns the resident set size of pid, in bytes (VmRSS).
+func procRSS(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
 		return 0, err
 	}
-	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc status")
 }
 
 // machineCPU returns the busy and total CPU time of the whole machine (all cores) from /proc/stat.
@@ -222,15 +237,16 @@ func machineCPU() (busy, total time.Duration, err error) {
 type cpuSample struct {
 	at    time.Time
 	procs map[string]time.Duration
+	sys   map[string]time.Duration // the system (kernel) part of procs
 	busy  time.Duration
 	total time.Duration
 }
 
 func sampleCPU(pids map[string]int) cpuSample {
-	s := cpuSample{at: time.Now(), procs: make(map[string]time.Duration, len(pids))}
+	s := cpuSample{at: time.Now(), procs: make(map[string]time.Duration, len(pids)), sys: make(map[string]time.Duration, len(pids))}
 	for name, pid := range pids {
-		if d, err := procCPU(pid); err == nil {
-			s.procs[name] = d
+		if d, sys, err := procCPU(pid); err == nil {
+			s.procs[name], s.sys[name] = d, sys
 		}
 	}
 	s.busy, s.total, _ = machineCPU()
@@ -241,17 +257,19 @@ func sampleCPU(pids map[string]int) cpuSample {
 type cpuDelta struct {
 	Wall     time.Duration
 	Procs    map[string]time.Duration
-	BusyPct  float64 // whole machine, percent of one core (200 = 2 cores fully busy)
-	KnownPct float64 // the watched processes
-	OtherPct float64 // BusyPct - KnownPct: CPU used by something outside the benchmark
+	Sys      map[string]time.Duration // the system (kernel) part of Procs
+	BusyPct  float64                  // whole machine, percent of one core (200 = 2 cores fully busy)
+	KnownPct float64                  // the watched processes
+	OtherPct float64                  // BusyPct - KnownPct: CPU used by something outside the benchmark
 }
 
 func delta(a, b cpuSample) cpuDelta {
-	d := cpuDelta{Wall: b.at.Sub(a.at), Procs: map[string]time.Duration{}}
+	d := cpuDelta{Wall: b.at.Sub(a.at), Procs: map[string]time.Duration{}, Sys: map[string]time.Duration{}}
 	var known time.Duration
 	for name, v := range b.procs {
 		if av, ok := a.procs[name]; ok {
 			d.Procs[name] = v - av
+			d.Sys[name] = b.sys[name] - a.sys[name]
 			known += v - av
 		}
 	}
@@ -263,13 +281,17 @@ func delta(a, b cpuSample) cpuDelta {
 	return d
 }
 
-// profile saves a CPU profile of a Go server taken over d.
-func (p *proc) profile(ctx context.Context, d time.Duration, file string) error {
-	secs := max(1, int(d.Round(time.Second)/time.Second))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.base, secs), nil)
+// snapshot saves a profile of a Go server at this instant (kind: heap, goroutine).
+func (p *proc) snapshot(ctx context.Context, kind, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.base+"/debug/pprof/"+kind+"?gc=1", nil)
 	if err != nil {
 		return err
 	}
+	return p.save(req, file)
+}
+
+// save writes the answer to req into file.
+func (p *proc) save(req *http.Request, file string) error {
 	res, err := ctlClient.Do(req)
 	if err != nil {
 		return err
@@ -284,4 +306,14 @@ func (p *proc) profile(ctx context.Context, d time.Duration, file string) error 
 	}
 	_, err = io.Copy(f, res.Body)
 	return errors.Join(err, f.Close())
+}
+
+// profile saves a CPU profile of a Go server taken over d.
+func (p *proc) profile(ctx context.Context, d time.Duration, file string) error {
+	secs := max(1, int(d.Round(time.Second)/time.Second))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.base, secs), nil)
+	if err != nil {
+		return err
+	}
+	return p.save(req, file)
 }

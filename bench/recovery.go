@@ -283,7 +283,7 @@ func resume(ctx context.Context, cfg *recoveryConfig, srv *redistest.Server, pro
 	if err != nil {
 		return r, err
 	}
-	cpu0, _ := procCPU(srv.Pid())
+	cpu0, _, _ := procCPU(srv.Pid())
 	start := time.Now()
 	back := make([]*csrClient, len(clients))
 	lat := make([]int32, len(clients))
@@ -313,7 +313,7 @@ func resume(ctx context.Context, cfg *recoveryConfig, srv *redistest.Server, pro
 		return r, err
 	}
 	// The missed broadcasts came before each CONNECT: they are all there already.
-	cpu1, _ := procCPU(srv.Pid())
+	cpu1, _, _ := procCPU(srv.Pid())
 	cmds1, err := srv.CommandCalls()
 	if err != nil {
 		return r, err

@@ -251,7 +251,7 @@ func markdown(cfg *config, res *runResult) string {
 	// This library's receivers count what they lose (Stats().Lost); once they caught up, the rest was lost silently.
 	caughtUp := func(field func(*catchUp) int64) func(r sysResult) (float64, bool) {
 		return func(r sysResult) (float64, bool) {
-			if r.System != "goredis" && r.System != "rueidis" {
+			if !isLib(r.System) {
 				return 0, false
 			}
 			var n int64
@@ -269,12 +269,38 @@ func markdown(cfg *config, res *runResult) string {
 	row(metric{fmt.Sprintf("fan-out: 1 receiver, %d sockets, CPU µs per socket-send", cfg.FanoutSockets), func(r sysResult) (float64, bool) {
 		return r.FanoutUsPerSend, r.FanoutSent > 0
 	}, func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }, true})
+	row(metric{"… of which in the kernel (system time: the write syscalls)", func(r sysResult) (float64, bool) {
+		return r.FanoutSysPerSend, r.FanoutSent > 0
+	}, func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }, true})
+	pct := func(v float64) string { return strconv.FormatFloat(100*v, 'f', 1, 64) + "%" }
 	row(metric{"fan-out delivered / expected", func(r sysResult) (float64, bool) {
 		if r.FanoutSent == 0 {
 			return 0, false
 		}
 		return float64(r.FanoutDelivered) / float64(r.FanoutSent*int64(r.FanoutSockets)), true
-	}, func(v float64) string { return strconv.FormatFloat(100*v, 'f', 1, 64) + "%" }, false})
+	}, pct, false})
+	if cfg.IdleSockets > 0 {
+		idle := func(f func(*idleResult) float64) func(sysResult) (float64, bool) {
+			return func(r sysResult) (float64, bool) {
+				if r.Idle == nil || r.Idle.Broadcasts == 0 {
+					return 0, false
+				}
+				return f(r.Idle), true
+			}
+		}
+		n := strconv.Itoa(cfg.IdleSockets)
+		if cfg.IdleSockets >= 1000 {
+			n = strconv.Itoa(cfg.IdleSockets/1000) + "," + fmt.Sprintf("%03d", cfg.IdleSockets%1000)
+		}
+		one := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+		row(metric{n + " idle sockets on one server: RSS per socket, KB", idle(func(i *idleResult) float64 { return i.RSSPerSock / 1024 }), one, true})
+		row(metric{n + " idle sockets: CPU µs per socket-send of a broadcast to all", idle(func(i *idleResult) float64 { return i.UsPerSend }), one, true})
+		row(metric{"… of which in the kernel (system time)", idle(func(i *idleResult) float64 { return i.SysPerSend }), one, true})
+		row(metric{n + " idle sockets: ms from the emit until the last socket has it", idle(func(i *idleResult) float64 { return i.LastMs }), one, true})
+		row(metric{n + " idle sockets: delivered / expected", idle(func(i *idleResult) float64 {
+			return float64(i.Delivered) / float64(i.Broadcasts*int64(i.Sockets))
+		}), pct, false})
+	}
 	row(metric{fmt.Sprintf("publish path (%d emitters, A alone): XADD/s reaching Redis", cfg.PubEmitters), func(r sysResult) (float64, bool) {
 		return r.PubRate, r.PubXadds > 0
 	}, rateK, true})

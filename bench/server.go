@@ -42,6 +42,7 @@ import (
 //	POST /ctl/join     {rooms}                        -> {sockets}                      each local socket joins that many rooms
 //	POST /ctl/emit     {n, base}                      -> {sent}                         n io.Emit("ev", {t, s, pad}) at once
 //	GET  /debug/pprof/profile?seconds=N               CPU profile (Go servers only)
+//	GET  /debug/pprof/heap, /debug/pprof/goroutine      heap and goroutine profiles (Go servers only)
 //
 // It prints "READY <port>" once listening and exits when stdin closes.
 
@@ -55,6 +56,7 @@ func serveMain(args []string) error {
 	addr := fs.String("redis", "", "Redis address host:port")
 	recovery := fs.Bool("recovery", false, "connection state recovery on (Socket.IO's defaults)")
 	sessions := fs.String("sessions", "live", "this library's Options.Sessions with -recovery: live | ondisconnect")
+	transport := fs.String("transport", "engine", "websocket transport: engine (servers/engine's own) | wstransport (this module's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -110,6 +112,15 @@ func serveMain(args []string) error {
 	default:
 		return fmt.Errorf("serve: unknown adapter %q", *kind)
 	}
+	switch *transport {
+	case "engine":
+	case "wstransport":
+		if err := installWS(opts, log); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("serve: unknown transport %q", *transport)
+	}
 	sio := socket.NewServer(nil, opts)
 	nsp := sio.Of("/", nil)
 	_ = nsp.On("bench-ping", func(args ...any) {
@@ -131,7 +142,9 @@ func serveMain(args []string) error {
 	mux.HandleFunc("/ctl/stats", s.handle(s.adapterStats))
 	mux.HandleFunc("/ctl/join", s.handle(s.join))
 	mux.HandleFunc("/ctl/emit", s.handle(s.emit))
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile) // the harness's -profile option (loopback only)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)            // the harness's -profile option (loopback only)
+	mux.Handle("/debug/pprof/heap", pprof.Handler("heap"))           // -profile: B's heap with the idle sockets
+	mux.Handle("/debug/pprof/goroutine", pprof.Handler("goroutine")) // idem, its goroutines
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

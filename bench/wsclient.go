@@ -29,8 +29,13 @@ type wsClient struct {
 // dialClient connects to the Socket.IO server at base ("http://127.0.0.1:port") and waits for the namespace
 // CONNECT answer.
 func dialClient(ctx context.Context, base string, out sink) (*wsClient, error) {
+	return dialClientBuf(ctx, base, out, 64<<10)
+}
+
+// dialClientBuf is dialClient with a read buffer of that size.
+func dialClientBuf(ctx context.Context, base string, out sink, readBuffer int) (*wsClient, error) {
 	url := "ws" + base[len("http"):] + "/socket.io/?EIO=4&transport=websocket"
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 64 << 10}
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: readBuffer, WriteBufferSize: 256}
 	conn, _, err := d.DialContext(ctx, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", url, err)
@@ -123,7 +128,12 @@ func numField(msg []byte, key string) (int64, bool) {
 
 // dialMany opens n clients with a few dials in flight at a time. On error every opened client is closed.
 func dialMany(ctx context.Context, base string, n int, out sink) ([]*wsClient, error) {
-	return dialAll(n, 32, func() (*wsClient, error) { return dialClient(ctx, base, out) }, closeAll)
+	return dialManyBuf(ctx, base, n, out, 64<<10)
+}
+
+// dialManyBuf is dialMany with clients whose read buffer has that size.
+func dialManyBuf(ctx context.Context, base string, n int, out sink, readBuffer int) ([]*wsClient, error) {
+	return dialAll(n, 32, func() (*wsClient, error) { return dialClientBuf(ctx, base, out, readBuffer) }, closeAll)
 }
 
 // dialAll makes n clients with dial, parallel at a time. On error every client made is given to closeAll.

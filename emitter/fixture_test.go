@@ -192,11 +192,5 @@ func (c *testClient) inRoom(room string) bool { return c.server.Rooms().Has(sock
 // waitFor polls cond until it holds or 10s pass.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	siotest.WaitFor(t, what, cond)
 }

@@ -117,11 +117,16 @@ func (c *client) close() { c.closeFn() }
 // state recovery, persists the session.
 func (c *client) drop(t testing.TB) { c.dropFn(t) }
 
-// connectGo opens a Go client (clients/socket v3.0.6) over websocket and waits until it is connected.
-func connectGo(t testing.TB, label, url, nsp string, query map[string]string, auth map[string]any) *client {
+// connectGo opens a Go client (clients/socket v3.0.6) over websocket (or long-polling first, then websocket)
+// and waits until it is connected.
+func connectGo(t testing.TB, label, url, nsp string, query map[string]string, auth map[string]any, polling bool) *client {
 	t.Helper()
 	var c *client
-	s, err := siotest.Dial(siotest.WithQuery(url+nsp, query), auth, 5*time.Second, 3, func(s *sio.Socket) {
+	dial := siotest.Dial
+	if polling {
+		dial = siotest.DialPolling
+	}
+	s, err := dial(siotest.WithQuery(url+nsp, query), auth, 5*time.Second, 3, func(s *sio.Socket) {
 		c = recordGo(label, s)
 	})
 	if err != nil {

@@ -266,7 +266,7 @@ func TestRecoveryInteropKilled(t *testing.T) {
 					bal := newLB(t, gk.url)
 					room := uniq("killed-room")
 					nodeC := rs.nc.connectReconnecting(t, "node@GK", bal.url(), map[string]string{"rooms": room})
-					goC := connectGo(t, "go@GK", gk.url, "/", map[string]string{"rooms": room}, nil)
+					goC := connectGo(t, "go@GK", gk.url, "/", map[string]string{"rooms": room}, nil, false)
 					pids := map[*client]string{nodeC: rs.livePid(t, nodeC.id), goC: rs.livePid(t, goC.id)}
 					before := uniq("before")
 					rs.g0.emit(t, target{to: []string{room}}, before, "b")
@@ -289,7 +289,7 @@ func TestRecoveryInteropKilled(t *testing.T) {
 					if e.args[0] != nodeC.id || e.args[1] != true {
 						t.Fatalf("%s reconnected as %v, recovered %v; want %s, true", nodeC, e.args[0], e.args[1], nodeC.id)
 					}
-					goC2 := connectGo(t, "go@GK-recovered", to.url(), "/", nil, map[string]any{"pid": pids[goC], "offset": offsets[goC]})
+					goC2 := connectGo(t, "go@GK-recovered", to.url(), "/", nil, map[string]any{"pid": pids[goC], "offset": offsets[goC]}, false)
 					if goC2.id != goC.id {
 						t.Fatalf("Go client resumed as %s, want %s", goC2.id, goC.id)
 					}
@@ -451,7 +451,7 @@ func TestRecoveryInteropNodeMeetsMarker(t *testing.T) {
 	requireInterop(t)
 	rs := newRecoverySetup(t, config{name: "standalone"}, 0)
 	rs.waitCount(t, 2)
-	c := rs.nc.connect(t, "node@N0", rs.n0.url(), "/", nil, nil)
+	c := rs.nc.connect(t, "node@N0", rs.n0.url(), "/", nil, nil, false)
 	ev := uniq("m")
 	rs.g0.emit(t, target{}, ev, "0")
 	_, offset := withOffset(t, c.label, c.next(t, ev).args)
@@ -461,7 +461,7 @@ func TestRecoveryInteropNodeMeetsMarker(t *testing.T) {
 	}
 	pid := "markedmarkedmarkedma"
 	rs.rc.Set(t.Context(), rs.prefix+":session:"+pid, marker, time.Minute)
-	c2 := rs.nc.connect(t, "node@N0-marker", rs.n0.url(), "/", nil, map[string]any{"pid": pid, "offset": offset})
+	c2 := rs.nc.connect(t, "node@N0-marker", rs.n0.url(), "/", nil, map[string]any{"pid": pid, "offset": offset}, false)
 	if d, ok := rs.n0.local(t, "/", c2.id); !ok || d.recovered {
 		t.Fatalf("N0 restored a marker: %+v %v", d, ok)
 	}

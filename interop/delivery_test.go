@@ -22,8 +22,8 @@ func TestHostileEntriesKeepNodeClientsConnected(t *testing.T) {
 	t.Cleanup(func() { _ = rc.Close() })
 	g := startGoServer(t, "G0", rc, redisstreams.Options{StreamName: prefix, ChannelPrefix: prefix, BlockTime: time.Second}, nil, false)
 	nc := startNodeClients(t)
-	clients := []*client{nc.connect(t, "node@G0", g.url(), "/", nil, nil), nc.connect(t, "node2@G0", g.url(), "/", nil, nil),
-		connectGo(t, "go@G0", g.url(), "/", nil, nil)}
+	clients := []*client{nc.connect(t, "node@G0", g.url(), "/", nil, nil, false), nc.connect(t, "node2@G0", g.url(), "/", nil, nil, false),
+		connectGo(t, "go@G0", g.url(), "/", nil, nil, false)}
 	opts := `"opts":{"rooms":[],"except":[],"flags":{}}`
 	hostile := []string{
 		`{"packet":{"type":77,"data":["x"],"nsp":"/"},` + opts + `}`,
@@ -88,8 +88,8 @@ func TestRepeatedEntryDeliveredOnce(t *testing.T) {
 			}
 			n0 := waitN0()
 			nc := startNodeClients(t)
-			onG1 := []*client{connectGo(t, "go@G1", gs[1].url(), "/", nil, nil), nc.connect(t, "node@G1", gs[1].url(), "/", nil, nil)}
-			onN0 := nc.connect(t, "node@N0", n0.url(), "/", nil, nil)
+			onG1 := []*client{connectGo(t, "go@G1", gs[1].url(), "/", nil, nil, false), nc.connect(t, "node@G1", gs[1].url(), "/", nil, nil, false)}
+			onN0 := nc.connect(t, "node@N0", n0.url(), "/", nil, nil, false)
 
 			// Node peers read Go entries, extra field and all, and Go servers read Node's entries (no field).
 			n0.emit(t, target{}, "from-node", 1)

@@ -26,6 +26,12 @@ var configs = []struct {
 	{config: config{name: "cluster-sharded", cluster: true, sharded: true}, cases: []string{
 		"server_count", "broadcast_all", "broadcast_binary", "fetch_sockets", "remote_socket", "server_side_emit",
 		"server_side_emit_ack", "broadcast_ack"}},
+	// The Go servers on this module's websocket transport, with per-message deflate (Node clients offer it), the
+	// clients of both languages upgrading to it from long-polling: every case a client's connection takes part in.
+	{config: config{name: "standalone-wstransport", wsTransport: true, polling: true, deflate: true}, cases: []string{
+		"server_count", "broadcast_all", "broadcast_binary", "broadcast_room", "broadcast_except", "sockets_join",
+		"disconnect_sockets", "remote_socket", "broadcast_ack", "broadcast_ack_no_client", "large_string",
+		"large_binary", "number_fidelity", "date_rendering", "nonfinite_binary"}},
 }
 
 type interopCase struct {

@@ -102,7 +102,7 @@ func TestNode02MixedFleet(t *testing.T) {
 
 	var clients []*client
 	for _, u := range []string{gos[0].url(), gos[1].url(), n0.baseURL, n1.baseURL} {
-		c := connectGo(t, "go@"+u, u, "/", nil, nil)
+		c := connectGo(t, "go@"+u, u, "/", nil, nil, false)
 		c.answer(t, "ask", c.id, true)
 		clients = append(clients, c)
 	}

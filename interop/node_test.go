@@ -273,20 +273,20 @@ func (nc *nodeClients) call(t testing.TB, cmd map[string]any) map[string]any {
 	return nil
 }
 
-// connect opens a socket.io-client socket to url+nsp.
-func (nc *nodeClients) connect(t testing.TB, label, url, nsp string, query map[string]string, auth map[string]any) *client {
+// connect opens a socket.io-client socket to url+nsp, over websocket (or long-polling first, then websocket).
+func (nc *nodeClients) connect(t testing.TB, label, url, nsp string, query map[string]string, auth map[string]any, polling bool) *client {
 	t.Helper()
-	return nc.open(t, label, url, nsp, query, auth, false)
+	return nc.open(t, label, url, nsp, query, auth, false, polling)
 }
 
 // connectReconnecting opens a socket.io-client socket that reconnects by itself after a drop, recording each
 // reconnection as an event "connect" with its socket id and socket.recovered.
 func (nc *nodeClients) connectReconnecting(t testing.TB, label, url string, query map[string]string) *client {
 	t.Helper()
-	return nc.open(t, label, url, "/", query, nil, true)
+	return nc.open(t, label, url, "/", query, nil, true, false)
 }
 
-func (nc *nodeClients) open(t testing.TB, label, url, nsp string, query map[string]string, auth map[string]any, reconnect bool) *client {
+func (nc *nodeClients) open(t testing.TB, label, url, nsp string, query map[string]string, auth map[string]any, reconnect, polling bool) *client {
 	t.Helper()
 	nc.mu.Lock()
 	nc.nextID++
@@ -322,8 +322,12 @@ func (nc *nodeClients) open(t testing.TB, label, url, nsp string, query map[stri
 	if auth == nil {
 		auth = map[string]any{}
 	}
-	reply := nc.call(t, map[string]any{"cmd": "connect", "cid": cid, "url": url + nsp, "query": query, "auth": auth,
-		"reconnect": reconnect})
+	cmd := map[string]any{"cmd": "connect", "cid": cid, "url": url + nsp, "query": query, "auth": auth,
+		"reconnect": reconnect}
+	if polling {
+		cmd["transports"] = []string{"polling", "websocket"}
+	}
+	reply := nc.call(t, cmd)
 	c.id, _ = reply["sid"].(string)
 	if c.id == "" {
 		t.Fatalf("node client %s: no sid in %v", label, reply)

@@ -23,6 +23,8 @@ func TestRecoveryInterop(t *testing.T) {
 	for _, cfg := range []config{
 		{name: "standalone", recovery: true},
 		{name: "cluster", cluster: true, recovery: true},
+		// The Go server on this module's websocket transport, clients on websocket only.
+		{name: "standalone-wstransport", recovery: true, wsTransport: true},
 	} {
 		t.Run(cfg.name, func(t *testing.T) {
 			tp := startTopo(t, cfg)
@@ -153,9 +155,9 @@ func testRecoveryAcross(t *testing.T, tp *topo, lang string, a, b server) {
 	auth := map[string]any{"token": "t-recovered", "pid": pid, "offset": off0}
 	var c2 *client
 	if lang == "go" {
-		c2 = connectGo(t, c.label+"-recovered@"+b.name(), b.url(), "/", map[string]string{"k": "v"}, auth)
+		c2 = connectGo(t, c.label+"-recovered@"+b.name(), b.url(), "/", map[string]string{"k": "v"}, auth, tp.cfg.polling)
 	} else {
-		c2 = tp.nc.connect(t, c.label+"-recovered@"+b.name(), b.url(), "/", map[string]string{"k": "v"}, auth)
+		c2 = tp.nc.connect(t, c.label+"-recovered@"+b.name(), b.url(), "/", map[string]string{"k": "v"}, auth, tp.cfg.polling)
 	}
 	c2.server = b
 	if c2.id != sid {

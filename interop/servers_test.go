@@ -14,8 +14,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	redisstreams "github.com/socketio-go/redisstreams"
+	"github.com/socketio-go/redisstreams/wstransport"
 )
 
 // target selects sockets, as a broadcast operator does.
@@ -87,6 +89,7 @@ type goServer struct {
 	label   string
 	io      *socket.Server
 	adapter *redisstreams.Adapter
+	ws      *wstransport.Transport // nil: the engine's websocket transport
 	baseURL string
 
 	mu       sync.Mutex
@@ -101,16 +104,29 @@ type sseReplyCfg struct {
 
 func startGoServer(t testing.TB, label string, rc redis.UniversalClient, opts redisstreams.Options, namespaces []string, recovery bool) *goServer {
 	t.Helper()
-	var window time.Duration
-	if recovery {
-		window = time.Duration(socket.DefaultMaxDisconnectionDuration) * time.Millisecond
-	}
-	return startGoServerWindow(t, label, rc, opts, namespaces, window)
+	return startGoServerWith(t, label, rc, opts, namespaces, goServerOpts{recovery: recovery})
 }
 
 // startGoServerWindow is startGoServer with connection state recovery on when window (its
 // MaxDisconnectionDuration) is not 0.
 func startGoServerWindow(t testing.TB, label string, rc redis.UniversalClient, opts redisstreams.Options, namespaces []string, window time.Duration) *goServer {
+	t.Helper()
+	return startGoServerWith(t, label, rc, opts, namespaces, goServerOpts{recovery: window != 0, window: window})
+}
+
+// goServerOpts are the Socket.IO server's own options of a Go server.
+type goServerOpts struct {
+	recovery    bool          // connection state recovery
+	window      time.Duration // its MaxDisconnectionDuration; 0: Socket.IO's default
+	wsTransport bool          // this module's websocket transport instead of the engine's
+	deflate     bool          // per-message deflate, for messages of deflateThreshold bytes or more
+}
+
+// deflateThreshold is the Go servers' per-message deflate threshold when it is on: low, so that most messages of
+// the suite go out compressed, and some do not.
+const deflateThreshold = 64
+
+func startGoServerWith(t testing.TB, label string, rc redis.UniversalClient, opts redisstreams.Options, namespaces []string, gso goServerOpts) *goServer {
 	t.Helper()
 	a, err := redisstreams.New(t.Context(), goredisbackend.New(rc), opts)
 	if err != nil {
@@ -118,12 +134,21 @@ func startGoServerWindow(t testing.TB, label string, rc redis.UniversalClient, o
 	}
 	so := socket.DefaultServerOptions()
 	so.SetAdapter(a)
-	if window != 0 {
+	var ws *wstransport.Transport
+	if gso.wsTransport {
+		ws = wstransport.Install(so, wstransport.Options{})
+	}
+	if gso.deflate {
+		so.SetPerMessageDeflate(&types.PerMessageDeflate{Threshold: deflateThreshold})
+	}
+	if gso.recovery {
 		csr := socket.DefaultConnectionStateRecovery()
-		csr.SetMaxDisconnectionDuration(window.Milliseconds())
+		if gso.window != 0 {
+			csr.SetMaxDisconnectionDuration(gso.window.Milliseconds())
+		}
 		so.SetConnectionStateRecovery(csr)
 	}
-	g := &goServer{label: label, adapter: a, io: socket.NewServer(nil, so), sseChans: map[string]chan []any{}, replies: map[string]*sseReplyCfg{}}
+	g := &goServer{label: label, adapter: a, ws: ws, io: socket.NewServer(nil, so), sseChans: map[string]chan []any{}, replies: map[string]*sseReplyCfg{}}
 	for _, n := range append([]string{"/"}, namespaces...) {
 		g.setupNamespace(n)
 	}

@@ -26,6 +26,16 @@ type config struct {
 	// recovery: connection state recovery on every server (which then appends offsets to broadcasts), and only
 	// two servers, G0 and N0.
 	recovery bool
+	// wsTransport: the Go servers use this module's websocket transport (wstransport) instead of the engine's.
+	wsTransport bool
+	// polling: clients of both languages connect over long-polling first, then upgrade to websocket.
+	polling bool
+	// deflate: the Go servers enable per-message deflate (threshold deflateThreshold); Node clients offer it.
+	deflate bool
+}
+
+func (cfg config) serverOpts(recovery bool) goServerOpts {
+	return goServerOpts{recovery: recovery, wsTransport: cfg.wsTransport, deflate: cfg.deflate}
 }
 
 // nodeRecoveryMs is the Node servers' maxDisconnectionDuration when recovery is on.
@@ -110,11 +120,11 @@ func startTopo(t *testing.T, cfg config) *topo {
 		waitN1 = spawnNodeServer(t, nodeDir, "N1", cfg.nodeEnv(tp.prefix))
 	}
 	tp.nc = startNodeClients(t)
-	g0 := startGoServer(t, "G0", cfg.newRedis(t), cfg.goOptions(t, tp.prefix), cfg.namespaces, cfg.recovery)
+	g0 := startGoServerWith(t, "G0", cfg.newRedis(t), cfg.goOptions(t, tp.prefix), cfg.namespaces, cfg.serverOpts(cfg.recovery))
 	if cfg.recovery {
 		tp.servers = []server{g0, waitN0()}
 	} else {
-		g1 := startGoServer(t, "G1", cfg.newRedis(t), cfg.goOptions(t, tp.prefix), cfg.namespaces, false)
+		g1 := startGoServerWith(t, "G1", cfg.newRedis(t), cfg.goOptions(t, tp.prefix), cfg.namespaces, cfg.serverOpts(false))
 		tp.servers = []server{g0, waitN0(), g1, waitN1()}
 	}
 	tp.emitter = newEmitterOrigin(t, cfg, tp.prefix)
@@ -131,6 +141,22 @@ func startTopo(t *testing.T, cfg config) *topo {
 	for _, nsp := range namespaces {
 		for _, s := range tp.servers {
 			tp.clients[nsp] = append(tp.clients[nsp], tp.connect(t, "go", s, nsp), tp.connect(t, "node", s, nsp))
+		}
+	}
+	// On this module's websocket transport, every client of a Go server ends up on it (after its upgrade).
+	for _, s := range tp.servers {
+		if g, ok := s.(*goServer); ok && g.ws != nil {
+			want := int64(2 * len(namespaces))
+			waitFor(t, fmt.Sprintf("the %d clients of %s on wstransport", want, g.label), func() bool {
+				return g.ws.Stats().Connections == want
+			})
+			if cfg.deflate {
+				t.Cleanup(func() {
+					if g.ws.Stats().Deflated == 0 {
+						t.Errorf("%s: per-message deflate is on, and no message went out compressed", g.label)
+					}
+				})
+			}
 		}
 	}
 	// A Node reader starts at "$" and only holds a position once it read an entry: until then, entries written
@@ -204,9 +230,9 @@ func (tp *topo) connectWith(t testing.TB, lang string, s server, nsp string, que
 	auth := map[string]any{"token": "t-" + label}
 	var c *client
 	if lang == "go" {
-		c = connectGo(t, label, s.url(), nsp, q, auth)
+		c = connectGo(t, label, s.url(), nsp, q, auth, tp.cfg.polling)
 	} else {
-		c = tp.nc.connect(t, label, s.url(), nsp, q, auth)
+		c = tp.nc.connect(t, label, s.url(), nsp, q, auth, tp.cfg.polling)
 	}
 	c.server = s
 	return c

@@ -92,13 +92,7 @@ func connect(t *testing.T, s *server, news chan<- string) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	siotest.WaitFor(t, what, cond)
 }
 
 // TestScrape runs a three-server cluster on a real Redis with a real client on each server, sends broadcasts,

@@ -2,18 +2,22 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/socketio-go/redisstreams/internal/redistest"
+	"github.com/socketio-go/redisstreams/wstransport"
 )
 
 // browserWait bounds every wait on the page. A reconnection takes up to the page's reconnectionDelayMax (2 s)
@@ -150,11 +154,40 @@ func TestBrowser(t *testing.T) {
 	waitJS(page1, "page 2's message on page 1", message("back from B", "true"))
 	shot(t, page1, "page1")
 
+	// A message of 1 KB or more reaches page 2 compressed: Chromium offers per-message deflate, and server B's
+	// websocket transport (wstransport, which page 2 upgraded to) built a compressed frame for it.
+	long := strings.TrimSpace(strings.Repeat("compressible ", 76)) // the server trims
+	send(page1, long)
+	waitJS(page2, "the long message on page 2", message(long, "true"))
+	var st struct {
+		Transport wstransport.Stats `json:"transport"`
+	}
+	deadline := time.Now().Add(browserWait)
+	for getJSON(t, b.url+"api/stats", &st); st.Transport.Connections == 0 || st.Transport.Deflated == 0; getJSON(t, b.url+"api/stats", &st) {
+		if time.Now().After(deadline) {
+			t.Fatalf("server B's transport: %+v, want a connection and a compressed frame", st.Transport)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	// A reload keeps the history (sessionStorage), missed marks included.
 	do(page2, "reload page 2", chromedp.Reload())
 	waitJS(page2, "page 2 connected after the reload", connected)
 	waitJS(page2, "history after the reload", message("hello from page 1", `li.classList.contains("history")`)+" && "+
 		message("sent while B was down", `li.classList.contains("missed")`)+" && "+message("back from B", "true"))
+}
+
+// getJSON decodes the JSON answer of a GET into out.
+func getJSON(t *testing.T, url string, out any) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
 }
 
 // shot saves a screenshot of the page to $CHAT_SCREENSHOT_DIR/<test>-<name>.png when that variable is set.

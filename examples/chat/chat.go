@@ -17,6 +17,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/socketio-go/redisstreams/wstransport"
 )
 
 //go:embed static
@@ -233,7 +235,9 @@ type stats struct {
 	Rooms   map[string]int `json:"rooms"`   // sockets per chat room, cluster-wide
 	Members []member       `json:"members"`
 	Peers   []string       `json:"peers"` // the URLs of every server of the cluster (see clusterPeers)
-	Error   string         `json:"error,omitempty"`
+	// Transport: this server's websocket connections and what its transport built (wstransport.Stats).
+	Transport wstransport.Stats `json:"transport"`
+	Error     string            `json:"error,omitempty"`
 }
 
 type member struct {
@@ -272,6 +276,7 @@ func (n *node) clusterStats(ctx context.Context) stats {
 	st := stats{Server: n.label, Rooms: map[string]int{}, Members: []member{}}
 	st.Servers = n.io.Of("/", nil).Adapter().ServerCount()
 	st.Peers = n.clusterPeers(ctx)
+	st.Transport = n.ws.Stats()
 
 	type result struct {
 		sockets []*socket.RemoteSocket

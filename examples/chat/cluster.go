@@ -17,9 +17,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
+	"github.com/zishang520/socket.io/v3/pkg/types"
 
 	"github.com/socketio-go/redisstreams"
 	"github.com/socketio-go/redisstreams/redisstreamsprom"
+	"github.com/socketio-go/redisstreams/wstransport"
 )
 
 // chatCluster is the set of chat servers this process runs, and the embedded Redis if there is one.
@@ -38,6 +40,7 @@ type node struct {
 	http    *http.Server
 	io      *socket.Server
 	adapter *redisstreams.Adapter
+	ws      *wstransport.Transport // the websocket transport, for its counters in /api/stats
 	rc      redis.UniversalClient
 	log     *slog.Logger
 	peers   []string // the URLs of every server of this process, this one included
@@ -176,6 +179,10 @@ func startNode(ctx context.Context, ln net.Listener, rc redis.UniversalClient, p
 	// Connection state recovery: a page that loses its connection gets, once back, what it missed (from the stream,
 	// whichever server sent it). The adapter stores the sessions in Redis, so a restarted server can restore them.
 	opts.SetConnectionStateRecovery(socket.DefaultConnectionStateRecovery())
+	// Websocket connections use this module's transport (less CPU per message than the engine's), and compress
+	// messages of 1 KB or more for the browsers that offer per-message deflate (they all do).
+	opts.SetPerMessageDeflate(&types.PerMessageDeflate{Threshold: 1024})
+	n.ws = wstransport.Install(opts, wstransport.Options{Logger: n.log})
 	n.io = socket.NewServer(nil, opts)
 	n.registerChat()
 	n.answerPeers()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/socketio-go/redisstreams"
 	"github.com/socketio-go/redisstreams/goredisbackend"
+	"github.com/socketio-go/redisstreams/wstransport"
 )
 
 func main() {
@@ -33,6 +34,7 @@ func main() {
 	opts := socket.DefaultServerOptions()
 	opts.SetAdapter(adapter)
 	opts.SetConnectionStateRecovery(socket.DefaultConnectionStateRecovery()) // optional
+	wstransport.Install(opts, wstransport.Options{})                         // optional: websocket writes cheaper in CPU
 	io := socket.NewServer(nil, opts)
 
 	io.On("connection", func(args ...any) {

@@ -17,8 +17,17 @@ import (
 // NewClient returns a websocket client for url that is not connected yet and never reconnects by itself, so that
 // listeners can be registered before Connect. auth may be nil.
 func NewClient(url string, auth map[string]any) (*client.Socket, error) {
+	return newClient(url, auth, false)
+}
+
+// newClient is NewClient, starting with long-polling (then upgrading to websocket) when polling is set.
+func newClient(url string, auth map[string]any, polling bool) (*client.Socket, error) {
 	opts := client.DefaultOptions()
-	opts.SetTransports(types.NewSet(client.WebSocket))
+	if polling {
+		opts.SetTransports(types.NewSet(client.Polling, client.WebSocket))
+	} else {
+		opts.SetTransports(types.NewSet(client.WebSocket))
+	}
 	opts.SetForceNew(true)
 	opts.SetReconnection(false)
 	opts.SetAutoConnect(false)
@@ -55,9 +64,18 @@ func Connect(s *client.Socket, wait time.Duration) error {
 // listeners of setup must not block: events that come before CONNECT (a recovered session's missed packets) and
 // a failed client's "disconnect" are emitted while Dial waits.
 func Dial(url string, auth map[string]any, wait time.Duration, attempts int, setup func(*client.Socket)) (*client.Socket, error) {
+	return dial(url, auth, false, wait, attempts, setup)
+}
+
+// DialPolling is Dial with a client that connects over long-polling first, then upgrades to websocket.
+func DialPolling(url string, auth map[string]any, wait time.Duration, attempts int, setup func(*client.Socket)) (*client.Socket, error) {
+	return dial(url, auth, true, wait, attempts, setup)
+}
+
+func dial(url string, auth map[string]any, polling bool, wait time.Duration, attempts int, setup func(*client.Socket)) (*client.Socket, error) {
 	var last error
 	for range max(attempts, 1) {
-		s, err := NewClient(url, auth)
+		s, err := newClient(url, auth, polling)
 		if err != nil {
 			return nil, err
 		}
@@ -162,4 +180,16 @@ func Serve(t testing.TB, io *socket.Server, closeAdapter func(context.Context) e
 		}
 	})
 	return hs.URL
+}
+
+// WaitFor polls cond until it holds, or fails the test after 10s.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

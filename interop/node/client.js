@@ -3,7 +3,8 @@
 //
 // stdin, one command per line; each gets {"type":"reply","seq":N,...} once done ({"error": msg} on failure):
 //   {"seq":1,"cmd":"connect","cid":"c1","url":"http://127.0.0.1:1234/nsp","query":{...},"auth":{...}}
-//       replies when connected: {"sid": "..."} (or {"error": ...} on connect_error / 10 s timeout)
+//       replies when connected: {"sid": "..."} (or {"error": ...} on connect_error / 10 s timeout);
+//       "transports": ["polling","websocket"] starts over long-polling and upgrades (default: websocket only);
 //       with "reconnect":true the socket reconnects by itself after a drop (every 200 ms), as an application's
 //       does, and reports each reconnection: {"type":"connect","cid":"c1","sid":"...","recovered":true|false}
 //   {"seq":2,"cmd":"answer","cid":"c1","event":"ev","value":<value>}   ack every later "ev" with value
@@ -29,7 +30,7 @@ function out(obj) {
 function connect(cmd) {
   return new Promise((resolve, reject) => {
     const socket = io(cmd.url, {
-      transports: ["websocket"],
+      transports: cmd.transports || ["websocket"],
       forceNew: true,
       reconnection: !!cmd.reconnect,
       reconnectionDelay: 200,
