@@ -199,6 +199,18 @@ type harness struct {
 	start   time.Time
 }
 
+// startRedis starts the benchmark's redis-server (a free loopback port, no persistence) and a client of it.
+func startRedis() (*redistest.Server, *redis.Client, error) {
+	if err := redistest.Missing(); err != nil {
+		return nil, nil, err
+	}
+	srv, err := redistest.StartServer(redistest.ServerOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return srv, redis.NewClient(&redis.Options{Addr: srv.Addr()}), nil
+}
+
 // run executes the whole benchmark.
 func run(ctx context.Context, cfg *config) (*runResult, error) {
 	for _, s := range cfg.Systems {
@@ -211,17 +223,13 @@ func run(ctx context.Context, cfg *config) (*runResult, error) {
 			}
 		}
 	}
-	if err := redistest.Missing(); err != nil {
-		return nil, err
-	}
-	srv, err := redistest.StartServer(redistest.ServerOptions{})
+	srv, rc, err := startRedis()
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Close()
-	h := &harness{cfg: cfg, redis: srv, start: time.Now(), seq: 1}
-	h.rc = redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	defer h.rc.Close()
+	defer rc.Close()
+	h := &harness{cfg: cfg, redis: srv, rc: rc, start: time.Now(), seq: 1}
 
 	res := &runResult{Started: h.start.UTC(), Systems: cfg.Systems, Reps: cfg.Reps}
 	cfg.logf("redis-server on %s (pid %d)", srv.Addr(), srv.Pid())

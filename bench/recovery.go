@@ -104,15 +104,11 @@ func runRecovery(ctx context.Context, cfg *recoveryConfig) (*recoveryRun, error)
 			return nil, fmt.Errorf("unknown system %q for -recovery (known: %s)", s, strings.Join(recoverySystems, ","))
 		}
 	}
-	if err := redistest.Missing(); err != nil {
-		return nil, err
-	}
-	srv, err := redistest.StartServer(redistest.ServerOptions{})
+	srv, rc, err := startRedis()
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Close()
-	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rc.Close()
 	out := &recoveryRun{Started: time.Now().UTC(), Config: *cfg}
 	for rep := 1; rep <= max(cfg.Reps, 1); rep++ {
