@@ -456,7 +456,9 @@ func (st *sessionStore) send(ctx context.Context, lives []liveWrite, finals []*f
 		}
 		if err != nil {
 			st.a.stats.sessionErrors.Add(1)
-			st.a.logLimited(&st.a.sessionLog, slog.LevelError, "redisstreams: session not written", "key", f.w.Key, "err", err)
+			// Not the key: it holds the private session id, which restores the session (a credential).
+			st.a.logLimited(&st.a.sessionLog, slog.LevelError, "redisstreams: session not written",
+				"key_prefix", st.a.opts.SessionKeyPrefix, "err", err)
 		}
 		if f.done != nil {
 			close(f.done)

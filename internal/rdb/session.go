@@ -63,7 +63,7 @@ func TTLMillis(d time.Duration) string { return strconv.FormatInt(max(1, d.Milli
 func (w *SessionWrite) Fill(n int64, err error) {
 	w.Applied, w.Err = n == 1, nil
 	if err != nil {
-		w.Applied, w.Err = false, fmt.Errorf("rdb: session write %s: %w", w.Key, err)
+		w.Applied, w.Err = false, fmt.Errorf("rdb: session write: %w", err) // not the key: it holds the private session id
 	}
 }
 
